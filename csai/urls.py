@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import TemplateView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from csai import health
+from tickets import api as tickets_api
+
+urlpatterns = [
+    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("health/", health.live, name="health-live"),
+    path("health/ready/", health.ready, name="health-ready"),
+    path("admin/", admin.site.urls),
+    path(
+        "api/v1/webhooks/tickets", tickets_api.TicketWebhookView.as_view(), name="webhook-tickets"
+    ),
+    path("api/v1/tickets/", tickets_api.TicketListView.as_view(), name="api-ticket-list"),
+    path(
+        "api/v1/tickets/<int:ticket_id>/",
+        tickets_api.TicketDetailView.as_view(),
+        name="api-ticket-detail",
+    ),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

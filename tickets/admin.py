@@ -1,0 +1,82 @@
+from django.contrib import admin
+
+from tickets.models import Customer, Message, SLAPolicy, Ticket
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "external_id",
+        "company",
+        "tier",
+        "is_vip",
+        "has_support_entitlement",
+        "created_at",
+    ]
+    list_filter = ["tier", "is_vip", "has_support_entitlement"]
+    search_fields = ["name", "external_id", "company", "email"]
+
+
+@admin.register(SLAPolicy)
+class SLAPolicyAdmin(admin.ModelAdmin):
+    list_display = ["priority", "tier", "first_response_minutes", "resolution_minutes"]
+    list_filter = ["priority", "tier"]
+    list_editable = ["first_response_minutes", "resolution_minutes"]
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    extra = 0
+    fields = ["created_at", "kind", "sender_kind", "sender_id", "content"]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Ticket)
+class TicketAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "subject",
+        "customer",
+        "channel",
+        "status",
+        "category",
+        "priority",
+        "stage",
+        "sla_state",
+        "first_response_due",
+        "created_at",
+    ]
+    list_filter = [
+        "status",
+        "category",
+        "priority",
+        "stage",
+        "sla_state",
+        "channel",
+        "customer__tier",
+    ]
+    search_fields = [
+        "=id",
+        "external_id",
+        "subject",
+        "customer__name",
+        "customer__external_id",
+        "correlation_id",
+    ]
+    list_select_related = ["customer"]
+    date_hierarchy = "created_at"
+    raw_id_fields = ["customer", "assignee"]
+    readonly_fields = ["source", "external_id", "correlation_id", "created_at", "updated_at"]
+    inlines = [MessageInline]
+    show_full_result_count = False  # a COUNT(*) over every ticket on each page view is slow
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["id", "ticket", "kind", "sender_kind", "sender_id", "created_at"]
+    list_filter = ["kind", "sender_kind"]
+    search_fields = ["content", "ticket__subject", "=ticket__id"]
+    raw_id_fields = ["ticket"]
+    list_select_related = ["ticket"]

@@ -1,0 +1,149 @@
+import json
+import logging
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, generics, permissions, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+
+from csai.errors import ApplicationError
+from csai.logging import get_correlation_id
+from tickets import selectors, services, webhooks
+from tickets.serializers import (
+    TicketFilterSerializer,
+    TicketSerializer,
+    WebhookAcceptedSerializer,
+    WebhookTicketSerializer,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class WebhookThrottle(SimpleRateThrottle):
+    """Per client address, shared by every web worker through the Redis cache."""
+
+    scope = "webhook"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class CanViewTickets(permissions.BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.has_perm(selectors.VIEW_PERMISSION))
+
+
+def _ticket_data(payload: dict) -> services.TicketData:
+    return services.TicketData(
+        customer=services.CustomerData(**payload.pop("customer")),
+        **payload,
+    )
+
+
+class TicketWebhookView(APIView):
+    """Signed intake: the signature is the authentication, so no user is involved."""
+
+    authentication_classes: list = []
+    permission_classes = [permissions.AllowAny]
+    throttle_classes = [WebhookThrottle]
+
+    @extend_schema(
+        operation_id="webhook_ticket_create",
+        request=WebhookTicketSerializer,
+        parameters=[
+            OpenApiParameter(
+                webhooks.HEADER,
+                location=OpenApiParameter.HEADER,
+                required=True,
+                description='t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">',
+            )
+        ],
+        responses={
+            201: WebhookAcceptedSerializer,
+            200: OpenApiResponse(WebhookAcceptedSerializer, description="Repeated delivery"),
+            400: OpenApiResponse(description="Invalid JSON or fields: {field: [messages]}"),
+            401: OpenApiResponse(description="Bad, missing or stale signature"),
+            413: OpenApiResponse(description="Body larger than 256 KiB"),
+            415: OpenApiResponse(description="Not application/json"),
+            429: OpenApiResponse(description="Throttled"),
+        },
+    )
+    def post(self, request):
+        max_bytes = settings.CSAI_WEBHOOK_MAX_BYTES
+        if int(request.META.get("CONTENT_LENGTH") or 0) > max_bytes:
+            raise ApplicationError(
+                "Request body too large.", status_code=413, extra={"max_bytes": max_bytes}
+            )
+        if request.content_type != "application/json":
+            raise exceptions.UnsupportedMediaType(request.content_type or "none")
+        body = request.body
+        if len(body) > max_bytes:
+            raise ApplicationError(
+                "Request body too large.", status_code=413, extra={"max_bytes": max_bytes}
+            )
+        try:
+            webhooks.verify(
+                secret=settings.CSAI_WEBHOOK_SECRET,
+                header=request.headers.get(webhooks.HEADER),
+                body=body,
+                tolerance=settings.CSAI_WEBHOOK_TOLERANCE_SECONDS,
+            )
+        except webhooks.SignatureError as error:
+            logger.warning("webhook signature refused", extra={"reason": str(error)})
+            raise exceptions.AuthenticationFailed(str(error)) from None
+        try:
+            payload = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise exceptions.ValidationError(
+                {"non_field_errors": [f"Invalid JSON: {error}"]}
+            ) from None
+        if not isinstance(payload, dict):
+            raise exceptions.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        serializer = WebhookTicketSerializer(data=payload)
+        serializer.is_valid(raise_exception=True)
+        ticket, created = services.ticket_create(
+            data=_ticket_data(dict(serializer.validated_data)),
+            correlation_id=get_correlation_id() or "",
+        )
+        return Response(
+            WebhookAcceptedSerializer({"ticket_id": ticket.pk, "status": ticket.status}).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    def get_authenticate_header(self, request) -> str:
+        # A 401 must name the scheme; ours is the signature header.
+        return webhooks.HEADER
+
+
+class TicketPagination(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class TicketListView(generics.ListAPIView):
+    permission_classes = [permissions.IsAuthenticated, CanViewTickets]
+    serializer_class = TicketSerializer
+    pagination_class = TicketPagination
+
+    @extend_schema(parameters=[TicketFilterSerializer])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        filters = TicketFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return selectors.ticket_list(filters=filters.validated_data)
+
+
+class TicketDetailView(APIView):
+    permission_classes = [permissions.IsAuthenticated, CanViewTickets]
+
+    @extend_schema(responses=TicketSerializer)
+    def get(self, request, ticket_id: int):
+        ticket = selectors.get_ticket_for_user(request.user, ticket_id)
+        return Response(TicketSerializer(ticket).data)

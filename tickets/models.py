@@ -1,0 +1,195 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Tier(models.TextChoices):
+    PREMIUM = "PREMIUM"
+    STANDARD = "STANDARD"
+    BASIC = "BASIC"
+
+
+class Priority(models.TextChoices):
+    CRITICAL = "CRITICAL"
+    HIGH = "HIGH"
+    MEDIUM = "MEDIUM"
+    LOW = "LOW"
+
+
+class Category(models.TextChoices):
+    TECHNICAL_ISSUE = "TECHNICAL_ISSUE"
+    BILLING_INQUIRY = "BILLING_INQUIRY"
+    FEATURE_REQUEST = "FEATURE_REQUEST"
+    BUG_REPORT = "BUG_REPORT"
+    ACCOUNT_MANAGEMENT = "ACCOUNT_MANAGEMENT"
+    GENERAL_SUPPORT = "GENERAL_SUPPORT"
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email"
+    WEB_CHAT = "web_chat"
+    PHONE = "phone"
+    API = "api"
+    SOCIAL = "social"
+
+
+class Customer(models.Model):
+    external_id = models.CharField(max_length=128, unique=True)
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    company = models.CharField(max_length=200, blank=True)
+    tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.STANDARD)
+    is_vip = models.BooleanField(default=False)
+    # A BASIC plan may come without support entitlement.
+    has_support_entitlement = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.external_id})"
+
+
+class SLAPolicy(models.Model):
+    """How fast a ticket of a priority from a customer tier must be answered and resolved."""
+
+    priority = models.CharField(max_length=16, choices=Priority.choices)
+    tier = models.CharField(max_length=16, choices=Tier.choices)
+    first_response_minutes = models.PositiveIntegerField()
+    resolution_minutes = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name = "SLA policy"
+        verbose_name_plural = "SLA policies"
+        ordering = ["priority", "tier"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["priority", "tier"], name="slapolicy_priority_tier_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(resolution_minutes__gte=models.F("first_response_minutes")),
+                name="slapolicy_resolution_after_first_response",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.priority} × {self.tier}"
+
+
+class Ticket(models.Model):
+    class Status(models.TextChoices):
+        NEW = "new"
+        OPEN = "open"
+        PENDING_CUSTOMER = "pending_customer"
+        ESCALATED = "escalated"
+        RESOLVED = "resolved"
+        CLOSED = "closed"
+
+    class Stage(models.TextChoices):
+        TRIGGER = "trigger"
+        CLASSIFIER = "classifier"
+        SELECTION = "selection"
+        ACTION = "action"
+        END = "end"
+
+    class SLAState(models.TextChoices):
+        ON_TIME = "on_time"
+        AT_RISK = "at_risk"
+        BREACHED = "breached"
+
+    source = models.CharField(max_length=64)
+    external_id = models.CharField(max_length=128)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="tickets")
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.NEW)
+    # Empty until the classifier's decision is applied (by a person or the autonomy controller).
+    category = models.CharField(max_length=32, choices=Category.choices, blank=True)
+    priority = models.CharField(max_length=16, choices=Priority.choices, blank=True)
+    team = models.CharField(max_length=64, blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_tickets",
+    )
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.TRIGGER)
+    first_response_due = models.DateTimeField()
+    resolution_due = models.DateTimeField()
+    sla_state = models.CharField(max_length=16, choices=SLAState.choices, default=SLAState.ON_TIME)
+    correlation_id = models.CharField(max_length=64)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Intake is idempotent: a repeated delivery finds the ticket through this.
+            models.UniqueConstraint(
+                fields=["source", "external_id"], name="ticket_source_external_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(resolution_due__gte=models.F("first_response_due")),
+                name="ticket_resolution_due_after_first_response_due",
+            ),
+        ]
+        indexes = [
+            # API list: newest first, optionally filtered by status / category / priority.
+            models.Index(fields=["-created_at", "-id"], name="ticket_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="ticket_status_created_idx"),
+            models.Index(fields=["category", "-created_at"], name="ticket_category_created_idx"),
+            models.Index(fields=["priority", "-created_at"], name="ticket_priority_created_idx"),
+            # sla_refresh: open tickets whose deadlines approach.
+            models.Index(
+                fields=["first_response_due"],
+                name="ticket_open_frdue_idx",
+                condition=Q(first_response_at__isnull=True, resolved_at__isnull=True),
+            ),
+            models.Index(
+                fields=["resolution_due"],
+                name="ticket_open_resdue_idx",
+                condition=Q(resolved_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.subject[:60]}"
+
+
+class Message(models.Model):
+    class Kind(models.TextChoices):
+        EXTERNAL = "external"  # customer <-> support
+        INTERNAL = "internal"  # team notes, agent analyses, escalations
+
+    class SenderKind(models.TextChoices):
+        CUSTOMER = "customer"
+        CS_AGENT = "cs_agent"
+        TECHNICAL = "technical"
+        AI_AGENT = "ai_agent"
+        SYSTEM = "system"
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    sender_kind = models.CharField(max_length=16, choices=SenderKind.choices)
+    sender_id = models.CharField(max_length=128, blank=True)
+    content = models.TextField()
+    # Per-message annotations: intent, sentiment (-1..1), suggested actions, source metadata.
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            # Ticket timeline: a ticket's messages in order.
+            models.Index(fields=["ticket", "created_at", "id"], name="message_ticket_timeline_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.sender_kind} on #{self.ticket_id}"

@@ -1,0 +1,40 @@
+"""The standard groups and what each may do with tickets.
+
+Kept in step with the code by a post_migrate receiver, so a fresh database and the test
+database have them without a manual step.
+"""
+
+from django.contrib.auth.models import Group, Permission
+
+REVIEWER = "reviewer"
+SUPERVISOR = "supervisor"
+ADMIN = "admin"
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    REVIEWER: ["tickets.view_ticket", "tickets.view_customer", "tickets.view_message"],
+    SUPERVISOR: [
+        "tickets.view_ticket",
+        "tickets.change_ticket",
+        "tickets.view_customer",
+        "tickets.view_message",
+        "tickets.view_slapolicy",
+        "tickets.change_slapolicy",
+    ],
+    ADMIN: [
+        f"tickets.{action}_{model}"
+        for model in ["ticket", "customer", "message", "slapolicy"]
+        for action in ["view", "add", "change", "delete"]
+    ],
+}
+
+
+def roles_ensure() -> None:
+    for role, names in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = []
+        for name in names:
+            app_label, codename = name.split(".")
+            wanted.append(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+        group.permissions.add(*wanted)

@@ -1,0 +1,91 @@
+from rest_framework import serializers
+
+from tickets.models import Category, Channel, Customer, Message, Priority, Ticket, Tier
+
+
+class WebhookCustomerSerializer(serializers.Serializer):
+    external_id = serializers.CharField(max_length=128)
+    name = serializers.CharField(max_length=200)
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    company = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    tier = serializers.ChoiceField(choices=Tier.choices, required=False, default=Tier.STANDARD)
+
+
+class WebhookTicketSerializer(serializers.Serializer):
+    source = serializers.RegexField(r"^[A-Za-z0-9_.-]+$", max_length=64)
+    external_id = serializers.CharField(max_length=128)
+    subject = serializers.CharField(max_length=300)
+    body = serializers.CharField(max_length=100_000, trim_whitespace=False)
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    customer = WebhookCustomerSerializer()
+    metadata = serializers.DictField(required=False, default=dict)
+
+    def validate_body(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("This field may not be blank.")
+        return value
+
+
+class WebhookAcceptedSerializer(serializers.Serializer):
+    ticket_id = serializers.IntegerField()
+    status = serializers.CharField()
+
+
+class CustomerSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Customer
+        fields = [
+            "id",
+            "external_id",
+            "name",
+            "company",
+            "email",
+            "tier",
+            "is_vip",
+            "has_support_entitlement",
+        ]
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Message
+        fields = ["id", "kind", "sender_kind", "sender_id", "content", "metadata", "created_at"]
+
+
+class TicketSerializer(serializers.ModelSerializer):
+    customer = CustomerSerializer()
+    messages = MessageSerializer(many=True)
+    assignee = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Ticket
+        fields = [
+            "id",
+            "source",
+            "external_id",
+            "subject",
+            "body",
+            "channel",
+            "status",
+            "category",
+            "priority",
+            "team",
+            "assignee",
+            "stage",
+            "first_response_due",
+            "resolution_due",
+            "sla_state",
+            "correlation_id",
+            "metadata",
+            "created_at",
+            "first_response_at",
+            "resolved_at",
+            "customer",
+            "messages",
+        ]
+
+
+class TicketFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Ticket.Status.choices, required=False)
+    category = serializers.ChoiceField(choices=Category.choices, required=False)
+    priority = serializers.ChoiceField(choices=Priority.choices, required=False)

@@ -1,0 +1,169 @@
+"""Every write to tickets, customers and messages goes through these services."""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Case, ExpressionWrapper, F, Q, Value, When
+from django.db.models.fields import DateTimeField, DurationField
+from django.utils import timezone
+
+from tickets import signals
+from tickets.models import Customer, Message, Priority, SLAPolicy, Ticket
+
+logger = logging.getLogger(__name__)
+
+# Before the classifier has set a priority, deadlines assume this one.
+INTAKE_PRIORITY = Priority.MEDIUM
+
+# Used when no SLAPolicy row matches: (first response, resolution) in minutes.
+FALLBACK_SLA_MINUTES = (8 * 60, 5 * 24 * 60)
+
+
+@dataclass(frozen=True)
+class CustomerData:
+    external_id: str
+    name: str
+    email: str = ""
+    company: str = ""
+    tier: str = "STANDARD"
+
+
+@dataclass(frozen=True)
+class TicketData:
+    source: str
+    external_id: str
+    subject: str
+    body: str
+    channel: str
+    customer: CustomerData
+    metadata: dict
+
+
+def sla_deadlines(*, priority: str, tier: str, start: datetime) -> tuple[datetime, datetime]:
+    """(first response due, resolution due) for a ticket opened at ``start``."""
+    policy = SLAPolicy.objects.filter(priority=priority, tier=tier).first()
+    first, resolution = (
+        (policy.first_response_minutes, policy.resolution_minutes)
+        if policy
+        else FALLBACK_SLA_MINUTES
+    )
+    return start + timedelta(minutes=first), start + timedelta(minutes=resolution)
+
+
+def customer_upsert(*, data: CustomerData) -> Customer:
+    """Insert or update a customer by external id in one statement (safe under concurrency).
+
+    VIP flag and support entitlement are managed by the team, never by the webhook.
+    """
+    customer = Customer(
+        external_id=data.external_id,
+        name=data.name,
+        email=data.email,
+        company=data.company,
+        tier=data.tier,
+    )
+    (customer,) = Customer.objects.bulk_create(
+        [customer],
+        update_conflicts=True,
+        unique_fields=["external_id"],
+        update_fields=["name", "email", "company", "tier", "updated_at"],
+    )
+    return customer
+
+
+def ticket_create(*, data: TicketData, correlation_id: str) -> tuple[Ticket, bool]:
+    """Create a ticket with its first customer message, or find the one already delivered.
+
+    Idempotent on (source, external_id) through the database's unique constraint, so
+    concurrent duplicate deliveries create exactly one ticket. Returns (ticket, created).
+    The processing task is enqueued only once the transaction has committed.
+    """
+    with transaction.atomic():
+        customer = customer_upsert(data=data.customer)
+        now = timezone.now()
+        first_due, resolution_due = sla_deadlines(
+            priority=INTAKE_PRIORITY, tier=customer.tier, start=now
+        )
+        try:
+            with transaction.atomic():
+                ticket = Ticket.objects.create(
+                    source=data.source,
+                    external_id=data.external_id,
+                    customer=customer,
+                    subject=data.subject,
+                    body=data.body,
+                    channel=data.channel,
+                    metadata=data.metadata,
+                    first_response_due=first_due,
+                    resolution_due=resolution_due,
+                    correlation_id=correlation_id,
+                    created_at=now,
+                )
+        except IntegrityError:
+            existing = Ticket.objects.filter(
+                source=data.source, external_id=data.external_id
+            ).first()
+            if existing is None:
+                raise
+            logger.info("duplicate delivery", extra={"ticket_id": existing.pk})
+            return existing, False
+        Message.objects.create(
+            ticket=ticket,
+            kind=Message.Kind.EXTERNAL,
+            sender_kind=Message.SenderKind.CUSTOMER,
+            sender_id=customer.external_id,
+            content=data.body,
+            metadata={"channel": data.channel},
+            created_at=now,
+        )
+        transaction.on_commit(
+            lambda: signals.ticket_received.send(sender=Ticket, ticket_id=ticket.pk)
+        )
+    logger.info("ticket created", extra={"ticket_id": ticket.pk, "source": data.source})
+    return ticket, True
+
+
+def ticket_advance_stage(*, ticket_id: int, from_stage: str, to_stage: str) -> bool:
+    """Move a ticket to the next workflow stage if it is still at ``from_stage``.
+
+    A conditional UPDATE, so two workers racing on one ticket advance it once.
+    """
+    updated = Ticket.objects.filter(pk=ticket_id, stage=from_stage).update(
+        stage=to_stage, updated_at=timezone.now()
+    )
+    return updated == 1
+
+
+def _at_risk_cutoff(deadline: str, now: datetime, fraction: float) -> ExpressionWrapper:
+    """now + fraction × (deadline − created): a deadline at or before this is at risk."""
+    window = ExpressionWrapper(F(deadline) - F("created_at"), output_field=DurationField())
+    return ExpressionWrapper(Value(now) + window * fraction, output_field=DateTimeField())
+
+
+def sla_refresh(*, now: datetime | None = None) -> int:
+    """Recompute the SLA state of every unresolved ticket; returns how many changed.
+
+    A deadline is at risk when less than ``CSAI_SLA_AT_RISK_FRACTION`` of its window is
+    left, breached once it has passed. The first-response deadline counts until the first
+    response is sent; the resolution deadline until the ticket is resolved.
+    """
+    now = now or timezone.now()
+    fraction = settings.CSAI_SLA_AT_RISK_FRACTION
+
+    awaiting_response = Q(first_response_at__isnull=True)
+    breached = Q(resolution_due__lte=now) | (awaiting_response & Q(first_response_due__lte=now))
+    at_risk = Q(resolution_due__lte=_at_risk_cutoff("resolution_due", now, fraction)) | (
+        awaiting_response
+        & Q(first_response_due__lte=_at_risk_cutoff("first_response_due", now, fraction))
+    )
+    new_state = Case(
+        When(breached, then=Value(Ticket.SLAState.BREACHED)),
+        When(at_risk, then=Value(Ticket.SLAState.AT_RISK)),
+        default=Value(Ticket.SLAState.ON_TIME),
+    )
+    open_tickets = Ticket.objects.filter(resolved_at__isnull=True)
+    changed = open_tickets.annotate(new_state=new_state).exclude(sla_state=F("new_state"))
+    return Ticket.objects.filter(pk__in=changed.values("pk")).update(sla_state=new_state)

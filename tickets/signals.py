@@ -1,0 +1,10 @@
+"""Signals other apps listen to, so ``tickets`` never imports them."""
+
+from django.dispatch import Signal
+
+# Sent after the intake transaction commits. Arguments: ticket_id.
+ticket_received = Signal()
+
+# Sent by the intake task once a ticket has entered triage (stage "classifier").
+# The agents pipeline listens to this. Arguments: ticket_id.
+ticket_ready_for_triage = Signal()
