@@ -46,9 +46,7 @@ def ready(request):
             check()
             results[name] = "ok"
         except Exception as error:  # noqa: BLE001 - any failure means "not ready"
-            logger.warning(
-                "readiness check failed", extra={"check": name, "error": type(error).__name__}
-            )
+            logger.warning("readiness check failed", extra={"check": name, "error": type(error).__name__})
             results[name] = "down"
     down = sorted(name for name, result in results.items() if result != "ok")
     body = {"status": "ok" if not down else "unavailable", "checks": results, "down": down}

@@ -14,9 +14,7 @@ from celery.signals import before_task_publish, task_postrun, task_prerun
 
 HEADER = "X-Correlation-ID"
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-_current: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "correlation_id", default=None
-)
+_current: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 
 
 def new_correlation_id() -> str:

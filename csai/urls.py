@@ -11,9 +11,7 @@ urlpatterns = [
     path("health/", health.live, name="health-live"),
     path("health/ready/", health.ready, name="health-ready"),
     path("admin/", admin.site.urls),
-    path(
-        "api/v1/webhooks/tickets", tickets_api.TicketWebhookView.as_view(), name="webhook-tickets"
-    ),
+    path("api/v1/webhooks/tickets", tickets_api.TicketWebhookView.as_view(), name="webhook-tickets"),
     path("api/v1/tickets/", tickets_api.TicketListView.as_view(), name="api-ticket-list"),
     path(
         "api/v1/tickets/<int:ticket_id>/",

@@ -74,16 +74,13 @@ class TicketWebhookView(APIView):
     def post(self, request):
         max_bytes = settings.CSAI_WEBHOOK_MAX_BYTES
         if int(request.META.get("CONTENT_LENGTH") or 0) > max_bytes:
-            raise ApplicationError(
-                "Request body too large.", status_code=413, extra={"max_bytes": max_bytes}
-            )
-        if request.content_type != "application/json":
-            raise exceptions.UnsupportedMediaType(request.content_type or "none")
+            raise ApplicationError("Request body too large.", status_code=413, extra={"max_bytes": max_bytes})
+        media_type = request.content_type.split(";")[0].strip().lower()
+        if media_type != "application/json":
+            raise exceptions.UnsupportedMediaType(media_type or "none")
         body = request.body
         if len(body) > max_bytes:
-            raise ApplicationError(
-                "Request body too large.", status_code=413, extra={"max_bytes": max_bytes}
-            )
+            raise ApplicationError("Request body too large.", status_code=413, extra={"max_bytes": max_bytes})
         try:
             webhooks.verify(
                 secret=settings.CSAI_WEBHOOK_SECRET,
@@ -97,9 +94,7 @@ class TicketWebhookView(APIView):
         try:
             payload = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise exceptions.ValidationError(
-                {"non_field_errors": [f"Invalid JSON: {error}"]}
-            ) from None
+            raise exceptions.ValidationError({"non_field_errors": [f"Invalid JSON: {error}"]}) from None
         if not isinstance(payload, dict):
             raise exceptions.ValidationError({"non_field_errors": ["Expected a JSON object."]})
         serializer = WebhookTicketSerializer(data=payload)

@@ -34,7 +34,5 @@ def roles_ensure() -> None:
         wanted = []
         for name in names:
             app_label, codename = name.split(".")
-            wanted.append(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+            wanted.append(Permission.objects.get(content_type__app_label=app_label, codename=codename))
         group.permissions.add(*wanted)

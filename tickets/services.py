@@ -1,16 +1,19 @@
 """Every write to tickets, customers and messages goes through these services."""
 
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.db.models import Case, ExpressionWrapper, F, Q, Value, When
 from django.db.models.fields import DateTimeField, DurationField
 from django.utils import timezone
 
-from tickets import signals
+from tickets import roles, signals
 from tickets.models import Customer, Message, Priority, SLAPolicy, Ticket
 
 logger = logging.getLogger(__name__)
@@ -46,9 +49,7 @@ def sla_deadlines(*, priority: str, tier: str, start: datetime) -> tuple[datetim
     """(first response due, resolution due) for a ticket opened at ``start``."""
     policy = SLAPolicy.objects.filter(priority=priority, tier=tier).first()
     first, resolution = (
-        (policy.first_response_minutes, policy.resolution_minutes)
-        if policy
-        else FALLBACK_SLA_MINUTES
+        (policy.first_response_minutes, policy.resolution_minutes) if policy else FALLBACK_SLA_MINUTES
     )
     return start + timedelta(minutes=first), start + timedelta(minutes=resolution)
 
@@ -84,9 +85,7 @@ def ticket_create(*, data: TicketData, correlation_id: str) -> tuple[Ticket, boo
     with transaction.atomic():
         customer = customer_upsert(data=data.customer)
         now = timezone.now()
-        first_due, resolution_due = sla_deadlines(
-            priority=INTAKE_PRIORITY, tier=customer.tier, start=now
-        )
+        first_due, resolution_due = sla_deadlines(priority=INTAKE_PRIORITY, tier=customer.tier, start=now)
         try:
             with transaction.atomic():
                 ticket = Ticket.objects.create(
@@ -103,9 +102,7 @@ def ticket_create(*, data: TicketData, correlation_id: str) -> tuple[Ticket, boo
                     created_at=now,
                 )
         except IntegrityError:
-            existing = Ticket.objects.filter(
-                source=data.source, external_id=data.external_id
-            ).first()
+            existing = Ticket.objects.filter(source=data.source, external_id=data.external_id).first()
             if existing is None:
                 raise
             logger.info("duplicate delivery", extra={"ticket_id": existing.pk})
@@ -119,9 +116,7 @@ def ticket_create(*, data: TicketData, correlation_id: str) -> tuple[Ticket, boo
             metadata={"channel": data.channel},
             created_at=now,
         )
-        transaction.on_commit(
-            lambda: signals.ticket_received.send(sender=Ticket, ticket_id=ticket.pk)
-        )
+        transaction.on_commit(lambda: signals.ticket_received.send(sender=Ticket, ticket_id=ticket.pk))
     logger.info("ticket created", extra={"ticket_id": ticket.pk, "source": data.source})
     return ticket, True
 
@@ -156,8 +151,7 @@ def sla_refresh(*, now: datetime | None = None) -> int:
     awaiting_response = Q(first_response_at__isnull=True)
     breached = Q(resolution_due__lte=now) | (awaiting_response & Q(first_response_due__lte=now))
     at_risk = Q(resolution_due__lte=_at_risk_cutoff("resolution_due", now, fraction)) | (
-        awaiting_response
-        & Q(first_response_due__lte=_at_risk_cutoff("first_response_due", now, fraction))
+        awaiting_response & Q(first_response_due__lte=_at_risk_cutoff("first_response_due", now, fraction))
     )
     new_state = Case(
         When(breached, then=Value(Ticket.SLAState.BREACHED)),
@@ -167,3 +161,25 @@ def sla_refresh(*, now: datetime | None = None) -> int:
     open_tickets = Ticket.objects.filter(resolved_at__isnull=True)
     changed = open_tickets.annotate(new_state=new_state).exclude(sla_state=F("new_state"))
     return Ticket.objects.filter(pk__in=changed.values("pk")).update(sla_state=new_state)
+
+
+DEMO_USERS = {"reviewer": roles.REVIEWER, "supervisor": roles.SUPERVISOR}
+
+
+def demo_users_ensure(*, password: str | None) -> str | None:
+    """Create the demo ``reviewer`` and ``supervisor`` logins if they are missing.
+
+    With ``password`` given, both get it (also when they exist). Without it, new users get
+    a generated password, which is returned so the caller can show it once; None when
+    nothing new needed a password.
+    """
+    shown = None
+    for username, role in DEMO_USERS.items():
+        user, created = get_user_model().objects.get_or_create(username=username, defaults={"is_staff": True})
+        if created or password:
+            if password is None:
+                shown = shown or secrets.token_urlsafe(12)
+            user.set_password(password or shown)
+            user.save(update_fields=["password"])
+        user.groups.add(Group.objects.get(name=role))
+    return shown
