@@ -55,16 +55,20 @@ class CorrelationIdMiddleware:
         return response
 
 
+# Celery's own message property "correlation_id" is the task id, so ours needs its own name.
+TASK_HEADER = "csai_correlation_id"
+
+
 @before_task_publish.connect
 def _add_header(headers=None, **_):
     correlation_id = _current.get()
-    if headers is not None and correlation_id and "correlation_id" not in headers:
-        headers["correlation_id"] = correlation_id
+    if headers is not None and correlation_id:
+        headers.setdefault(TASK_HEADER, correlation_id)
 
 
 @task_prerun.connect
 def _enter_task(task=None, **_):
-    set_correlation_id(getattr(task.request, "correlation_id", None))
+    set_correlation_id(getattr(task.request, TASK_HEADER, None))
 
 
 @task_postrun.connect

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "template_partials",
     "tickets",
@@ -175,6 +176,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # Swagger UI from our own static files: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # --- product --------------------------------------------------------------------------
@@ -202,7 +206,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_ROUTES = {"tickets.tasks.*": {"queue": "tickets"}}
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Workers log through Django's LOGGING (JSON, with correlation ids), straight to stderr.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_REDIRECT_STDOUTS = False
 # Every periodic schedule lives here.
 CELERY_BEAT_SCHEDULE = {
     "sla-refresh": {"task": "tickets.tasks.sla_refresh", "schedule": 60.0},

@@ -101,7 +101,7 @@ class TicketWebhookView(APIView):
         serializer.is_valid(raise_exception=True)
         ticket, created = services.ticket_create(
             data=_ticket_data(dict(serializer.validated_data)),
-            correlation_id=get_correlation_id() or "",
+            correlation_id=get_correlation_id(),
         )
         return Response(
             WebhookAcceptedSerializer({"ticket_id": ticket.pk, "status": ticket.status}).data,

@@ -13,6 +13,7 @@ from django.db.models import Case, ExpressionWrapper, F, Q, Value, When
 from django.db.models.fields import DateTimeField, DurationField
 from django.utils import timezone
 
+from csai.logging import new_correlation_id
 from tickets import roles, signals
 from tickets.models import Customer, Message, Priority, SLAPolicy, Ticket
 
@@ -75,13 +76,15 @@ def customer_upsert(*, data: CustomerData) -> Customer:
     return customer
 
 
-def ticket_create(*, data: TicketData, correlation_id: str) -> tuple[Ticket, bool]:
+def ticket_create(*, data: TicketData, correlation_id: str | None = None) -> tuple[Ticket, bool]:
     """Create a ticket with its first customer message, or find the one already delivered.
 
     Idempotent on (source, external_id) through the database's unique constraint, so
     concurrent duplicate deliveries create exactly one ticket. Returns (ticket, created).
-    The processing task is enqueued only once the transaction has committed.
+    The processing task is enqueued only once the transaction has committed. The
+    correlation id (a new one when not given) follows the ticket through every task.
     """
+    correlation_id = correlation_id or new_correlation_id()
     with transaction.atomic():
         customer = customer_upsert(data=data.customer)
         now = timezone.now()
@@ -116,7 +119,11 @@ def ticket_create(*, data: TicketData, correlation_id: str) -> tuple[Ticket, boo
             metadata={"channel": data.channel},
             created_at=now,
         )
-        transaction.on_commit(lambda: signals.ticket_received.send(sender=Ticket, ticket_id=ticket.pk))
+        transaction.on_commit(
+            lambda: signals.ticket_received.send(
+                sender=Ticket, ticket_id=ticket.pk, correlation_id=correlation_id
+            )
+        )
     logger.info("ticket created", extra={"ticket_id": ticket.pk, "source": data.source})
     return ticket, True
 

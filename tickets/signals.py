@@ -2,7 +2,7 @@
 
 from django.dispatch import Signal
 
-# Sent after the intake transaction commits. Arguments: ticket_id.
+# Sent after the intake transaction commits. Arguments: ticket_id, correlation_id.
 ticket_received = Signal()
 
 # Sent by the intake task once a ticket has entered triage (stage "classifier").
