@@ -65,9 +65,7 @@ class SLAPolicy(models.Model):
         verbose_name_plural = "SLA policies"
         ordering = ["priority", "tier"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["priority", "tier"], name="slapolicy_priority_tier_unique"
-            ),
+            models.UniqueConstraint(fields=["priority", "tier"], name="slapolicy_priority_tier_unique"),
             models.CheckConstraint(
                 condition=Q(resolution_minutes__gte=models.F("first_response_minutes")),
                 name="slapolicy_resolution_after_first_response",
@@ -132,9 +130,7 @@ class Ticket(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             # Intake is idempotent: a repeated delivery finds the ticket through this.
-            models.UniqueConstraint(
-                fields=["source", "external_id"], name="ticket_source_external_unique"
-            ),
+            models.UniqueConstraint(fields=["source", "external_id"], name="ticket_source_external_unique"),
             models.CheckConstraint(
                 condition=Q(resolution_due__gte=models.F("first_response_due")),
                 name="ticket_resolution_due_after_first_response_due",

@@ -23,9 +23,7 @@ def sign(*, secret: str, body: bytes, timestamp: int | None = None) -> str:
     return f"t={timestamp},v1={digest.hexdigest()}"
 
 
-def verify(
-    *, secret: str, header: str | None, body: bytes, tolerance: int, now: float | None = None
-) -> None:
+def verify(*, secret: str, header: str | None, body: bytes, tolerance: int, now: float | None = None) -> None:
     """Raise SignatureError unless ``header`` is a fresh, valid signature of ``body``."""
     if not secret:
         raise SignatureError("webhook secret is not configured")
