@@ -202,7 +202,6 @@ def test_it_hard_codes_no_secret(services):
         assert INTERPOLATION.fullmatch(secret), f"{secret!r} is not a ${{...}} interpolation"
 
 
-@pytest.mark.skip(reason=".env.example is written separately; enable once it lands")
 def test_it_documents_every_app_env_var_in_env_example(services):
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M))
     used = {variable for name in APP_SERVICES for variable in services[name]["environment"]}
