@@ -1,0 +1,99 @@
+"""Embedded Postgres and Redis: started on demand, shared, and stopped by the last user."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+USE_SERVERS = """
+import sys, psycopg, redis
+from csai import embedded
+endpoints = embedded.acquire(postgres=True, redis=True)
+from urllib.parse import unquote
+host = unquote(endpoints.database_url.split("@", 1)[1].rsplit("/", 1)[0])
+with psycopg.connect(host=host, user="postgres", dbname="csai") as conn:
+    conn.execute("CREATE TABLE IF NOT EXISTS kept (n int)")
+    conn.execute("INSERT INTO kept VALUES (1)")
+    count = conn.execute("SELECT count(*) FROM kept").fetchone()[0]
+redis.Redis.from_url(endpoints.redis_url).incr("starts")
+print(count, flush=True)
+if len(sys.argv) > 1:
+    sys.stdin.readline()  # hold the lease until told to go
+"""
+
+
+@pytest.fixture
+def var_dir(tmp_path):
+    folder = tmp_path / "var"
+    yield folder
+    subprocess.run(
+        [sys.executable, "-m", "csai.embedded", "stop"], env=env_for(folder), cwd=REPO, check=False
+    )  # noqa: S603
+
+
+def env_for(folder: Path) -> dict:
+    return {**os.environ, "CSAI_VAR_DIR": str(folder)}
+
+
+def status(folder: Path) -> dict:
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "csai.embedded", "status"],
+        env=env_for(folder),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def run_user(folder: Path) -> str:
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", USE_SERVERS],
+        env=env_for(folder),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_a_process_starts_the_servers_and_stops_them_when_it_exits(var_dir):
+    assert run_user(var_dir) == "1"
+
+    after = status(var_dir)
+    assert (after["postgres_running"], after["redis_running"]) == (False, False)
+
+
+def test_data_survives_a_restart_of_the_servers(var_dir):
+    run_user(var_dir)
+
+    assert run_user(var_dir) == "2"
+
+
+def test_a_second_process_shares_the_servers_and_the_last_one_stops_them(var_dir):
+    holder = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-c", USE_SERVERS, "hold"],
+        env=env_for(var_dir),
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "1"
+
+        assert run_user(var_dir) == "2"  # used the holder's servers ...
+        during = status(var_dir)
+        assert (during["postgres_running"], during["redis_running"]) == (True, True)  # ... and left them
+    finally:
+        holder.communicate("go\n", timeout=60)
+
+    after = status(var_dir)
+    assert (after["postgres_running"], after["redis_running"]) == (False, False)

@@ -1,0 +1,94 @@
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from csai.env import env_bool, env_int, env_list, env_str
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_it_reads_typed_values(monkeypatch):
+    monkeypatch.setenv("X_BOOL", "Yes")
+    monkeypatch.setenv("X_INT", "42")
+    monkeypatch.setenv("X_LIST", " a.example, b.example ,,")
+
+    assert env_bool("X_BOOL", False) is True
+    assert env_int("X_INT", 0) == 42
+    assert env_list("X_LIST", []) == ["a.example", "b.example"]
+    assert env_str("X_MISSING", "fallback") == "fallback"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "read"),
+    [
+        ("X_BOOL", "ture", lambda: env_bool("X_BOOL", False)),
+        ("X_INT", "ten", lambda: env_int("X_INT", 1)),
+        ("X_INT", "-1", lambda: env_int("X_INT", 1, minimum=0)),
+    ],
+)
+def test_a_bad_value_fails_loudly_naming_the_variable(monkeypatch, name, value, read):
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(ImproperlyConfigured, match=name):
+        read()
+
+
+def test_a_required_value_that_is_missing_fails_loudly(monkeypatch):
+    monkeypatch.delenv("X_REQUIRED", raising=False)
+
+    with pytest.raises(ImproperlyConfigured, match="X_REQUIRED is required"):
+        env_str("X_REQUIRED")
+
+
+def start_django(**env) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in {"PYTEST_VERSION", "SECRET_KEY", "DEBUG"}}
+    return subprocess.run(  # noqa: S603
+        [
+            sys.executable,
+            "-c",
+            "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='csai.settings'; django.setup()",
+        ],
+        env={**clean, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_settings_refuse_to_start_without_secret_key_when_debug_is_off():
+    result = start_django(DEBUG="false", CSAI_WEBHOOK_SECRET="x")
+
+    assert result.returncode != 0
+    assert "SECRET_KEY is required" in result.stderr
+
+
+def test_settings_refuse_to_start_without_webhook_secret_when_debug_is_off():
+    result = start_django(DEBUG="false", SECRET_KEY="k" * 50, CSAI_WEBHOOK_SECRET="")
+
+    assert result.returncode != 0
+    assert "CSAI_WEBHOOK_SECRET is required" in result.stderr
+
+
+def test_settings_refuse_a_misspelt_boolean():
+    result = start_django(DEBUG="ture")
+
+    assert result.returncode != 0
+    assert "DEBUG='ture' is not a boolean" in result.stderr
+
+
+def test_every_setting_read_from_the_environment_is_documented_in_env_example():
+    sources = [*REPO.glob("csai/*.py"), *REPO.glob("tickets/**/*.py")]
+    pattern = re.compile(
+        r"""(?:env_(?:str|bool|int|list)\(|environ\.get\(|getenv\()\s*["']([A-Z][A-Z0-9_]+)["']"""
+    )
+    used = {name for path in sources for name in pattern.findall(path.read_text())}
+    documented = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", (REPO / ".env.example").read_text(), re.M))
+
+    assert used, "the scan found no settings at all"
+    assert used <= documented, f"missing from .env.example: {sorted(used - documented)}"

@@ -1,0 +1,126 @@
+"""`make run`'s supervisor, end to end: ready, working, and nothing left after Ctrl-C."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tickets import webhooks
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def launched(tmp_path):
+    """The launcher on a private var/ folder and port, as `make run` starts it."""
+    port, var_dir = free_port(), tmp_path / "var"
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTEST_VERSION", "DATABASE_URL", "REDIS_URL"}}
+    env.update(
+        CSAI_VAR_DIR=str(var_dir), PORT=str(port), CSAI_DEMO_RATE="2", CSAI_DEMO_PASSWORD="demo-pass-123"
+    )
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "csai.launcher"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
+    reader.start()
+    try:
+        yield process, port, var_dir, output
+    finally:
+        if process.poll() is None:
+            process.kill()
+        subprocess.run([sys.executable, "-m", "csai.embedded", "stop"], env=env, cwd=REPO, check=False)  # noqa: S603
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_make_run_serves_the_product_and_ctrl_c_leaves_nothing_running(launched):
+    process, port, var_dir, output = launched
+    base = f"http://127.0.0.1:{port}"
+
+    assert wait_for(lambda: any("CSAI is running" in line for line in output), 120), "".join(output)[-4000:]
+    assert httpx.get(f"{base}/health/ready/").status_code == 200
+    banner = "".join(output)
+    secret = json.loads((var_dir / "secrets.json").read_text())["CSAI_WEBHOOK_SECRET"]
+    assert secret in banner and "reviewer / supervisor" in banner
+
+    # The signed webhook works with the printed secret, and the worker triages the ticket.
+    body = json.dumps(
+        {
+            "source": "launcher-test",
+            "external_id": "1",
+            "subject": "Cannot log in",
+            "body": "Login fails with E1043 since this morning.",
+            "channel": "web_chat",
+            "customer": {"external_id": "L-1", "name": "Lee", "tier": "BASIC"},
+        }
+    ).encode()
+    signature = webhooks.sign(secret=secret, body=body)
+    created = httpx.post(
+        f"{base}/api/v1/webhooks/tickets",
+        content=body,
+        headers={"Content-Type": "application/json", webhooks.HEADER: signature},
+    )
+    assert created.status_code == 201
+
+    # The demo login works and sees the ticket, moved into triage by the Celery worker.
+    with httpx.Client(base_url=base) as browser:
+        browser.get("/admin/login/")
+        login = browser.post(
+            "/admin/login/",
+            data={
+                "username": "supervisor",
+                "password": "demo-pass-123",
+                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+                "next": "/admin/",
+            },
+            headers={"Referer": f"{base}/admin/login/"},
+        )
+        assert login.status_code in (200, 302) and "sessionid" in browser.cookies
+
+        def triaged():
+            ticket = browser.get(f"/api/v1/tickets/{created.json()['ticket_id']}/").json()
+            return ticket["stage"] == "classifier"
+
+        assert wait_for(triaged, 60), "".join(output)[-4000:]
+        # Demo data was loaded and demo traffic is flowing through the webhook.
+        assert wait_for(lambda: len(browser.get("/api/v1/tickets/?page_size=200").json()["results"]) > 1, 30)
+
+    family = psutil.Process(process.pid).children(recursive=True)
+    postgres_pid = int((var_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+    redis_pid = int((var_dir / "redis" / "redis.pid").read_text())
+    watched = [*family, psutil.Process(postgres_pid), psutil.Process(redis_pid)]
+    assert len(family) >= 4  # web, worker, beat, demo traffic (and their own children)
+
+    process.send_signal(signal.SIGINT)
+
+    assert process.wait(timeout=90) == 0
+    gone, alive = psutil.wait_procs(watched, timeout=30)
+    assert alive == [], [p.info for p in alive]
