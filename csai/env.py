@@ -53,3 +53,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+_RATE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def env_rate(name: str, default: str) -> tuple[int, int]:
+    """A rate such as ``6000/min`` or ``100/s`` as (requests, window seconds)."""
+    value = os.environ.get(name) or default
+    count, _, unit = value.partition("/")
+    try:
+        requests, seconds = int(count), _RATE_UNITS[unit.strip()[:1].lower()]
+    except (ValueError, KeyError, IndexError):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate like 6000/min or 100/s.") from None
+    if requests < 1:
+        raise ImproperlyConfigured(f"{name}={value!r} must allow at least one request.")
+    return requests, seconds

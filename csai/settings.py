@@ -11,7 +11,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from csai import embedded
-from csai.env import env_bool, env_int, env_list, env_str
+from csai.env import env_bool, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -166,9 +166,6 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "csai.errors.exception_handler",
     "NUM_PROXIES": env_int("CSAI_NUM_PROXIES", 0, minimum=0),
-    "DEFAULT_THROTTLE_RATES": {
-        "webhook": env_str("CSAI_WEBHOOK_RATE", "6000/min"),
-    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "CSAI API",
@@ -188,6 +185,8 @@ if not CSAI_WEBHOOK_SECRET and not (DEBUG or TESTING):
     raise ImproperlyConfigured("CSAI_WEBHOOK_SECRET is required when DEBUG is off.")
 CSAI_WEBHOOK_TOLERANCE_SECONDS = env_int("CSAI_WEBHOOK_TOLERANCE_SECONDS", 300, minimum=1)
 CSAI_WEBHOOK_MAX_BYTES = env_int("CSAI_WEBHOOK_MAX_BYTES", 256 * 1024, minimum=1024)
+# (deliveries, window seconds) per client address.
+CSAI_WEBHOOK_RATE = env_rate("CSAI_WEBHOOK_RATE", "6000/min")
 # SLA state turns at_risk when less than this share of a deadline's window is left.
 CSAI_SLA_AT_RISK_FRACTION = 0.25
 

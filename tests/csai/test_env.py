@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from csai.env import env_bool, env_int, env_list, env_str
+from csai.env import env_bool, env_int, env_list, env_rate, env_str
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,6 +21,7 @@ def test_it_reads_typed_values(monkeypatch):
     assert env_int("X_INT", 0) == 42
     assert env_list("X_LIST", []) == ["a.example", "b.example"]
     assert env_str("X_MISSING", "fallback") == "fallback"
+    assert env_rate("X_MISSING", "6000/min") == (6000, 60)
 
 
 @pytest.mark.parametrize(
@@ -29,6 +30,9 @@ def test_it_reads_typed_values(monkeypatch):
         ("X_BOOL", "ture", lambda: env_bool("X_BOOL", False)),
         ("X_INT", "ten", lambda: env_int("X_INT", 1)),
         ("X_INT", "-1", lambda: env_int("X_INT", 1, minimum=0)),
+        ("X_RATE", "lots", lambda: env_rate("X_RATE", "1/s")),
+        ("X_RATE", "10/fortnight", lambda: env_rate("X_RATE", "1/s")),
+        ("X_RATE", "0/min", lambda: env_rate("X_RATE", "1/s")),
     ],
 )
 def test_a_bad_value_fails_loudly_naming_the_variable(monkeypatch, name, value, read):
@@ -85,7 +89,7 @@ def test_settings_refuse_a_misspelt_boolean():
 def test_every_setting_read_from_the_environment_is_documented_in_env_example():
     sources = [*REPO.glob("csai/*.py"), *REPO.glob("tickets/**/*.py")]
     pattern = re.compile(
-        r"""(?:env_(?:str|bool|int|list)\(|environ\.get\(|getenv\()\s*["']([A-Z][A-Z0-9_]+)["']"""
+        r"""(?:env_(?:str|bool|int|list|rate)\(|environ\.get\(|getenv\()\s*["']([A-Z][A-Z0-9_]+)["']"""
     )
     used = {name for path in sources for name in pattern.findall(path.read_text())}
     documented = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", (REPO / ".env.example").read_text(), re.M))

@@ -9,7 +9,7 @@ from django.db import connections
 from django.test import Client
 
 from tests.conftest import WEBHOOK_SECRET, WEBHOOK_URL, signed_post, ticket_payload
-from tickets import api, signals, webhooks
+from tickets import signals, webhooks
 from tickets.models import Customer, Message, SLAPolicy, Ticket
 
 pytestmark = pytest.mark.django_db
@@ -197,12 +197,22 @@ def test_json_with_a_charset_is_accepted(client):
     assert response.status_code == 201
 
 
-def test_too_many_deliveries_get_429(client, monkeypatch):
-    monkeypatch.setattr(api.WebhookThrottle, "THROTTLE_RATES", {"webhook": "3/min"})
+def test_too_many_deliveries_get_429_with_retry_after(client, settings):
+    settings.CSAI_WEBHOOK_RATE = (3, 60)
     statuses = [signed_post(client, ticket_payload(external_id=f"ZD-{n}")).status_code for n in range(4)]
 
     assert statuses == [201, 201, 201, 429]
     assert Ticket.objects.count() == 3
+    assert 0 < int(signed_post(client, ticket_payload(external_id="ZD-5"))["Retry-After"]) <= 60
+
+
+def test_the_throttle_counts_each_client_address_apart(client, settings):
+    settings.CSAI_WEBHOOK_RATE = (1, 60)
+
+    first = signed_post(client, ticket_payload(external_id="A"), REMOTE_ADDR="10.0.0.1")
+    second = signed_post(client, ticket_payload(external_id="B"), REMOTE_ADDR="10.0.0.2")
+
+    assert (first.status_code, second.status_code) == (201, 201)
 
 
 def test_other_methods_get_405(client):
