@@ -65,7 +65,10 @@ def test_make_run_serves_the_product_and_ctrl_c_leaves_nothing_running(launched)
     process, port, var_dir, output = launched
     base = f"http://127.0.0.1:{port}"
 
-    assert wait_for(lambda: any("CSAI is running" in line for line in output), 120), "".join(output)[-4000:]
+    def ready_or_exited():
+        return process.poll() is not None or any("CSAI is running" in line for line in output)
+
+    assert wait_for(ready_or_exited, 120) and process.poll() is None, "".join(output)[-4000:]
     assert httpx.get(f"{base}/health/ready/").status_code == 200
     banner = "".join(output)
     secret = json.loads((var_dir / "secrets.json").read_text())["CSAI_WEBHOOK_SECRET"]
