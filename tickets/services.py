@@ -48,10 +48,12 @@ class TicketData:
 
 def sla_deadlines(*, priority: str, tier: str, start: datetime) -> tuple[datetime, datetime]:
     """(first response due, resolution due) for a ticket opened at ``start``."""
-    policy = SLAPolicy.objects.filter(priority=priority, tier=tier).first()
-    first, resolution = (
-        (policy.first_response_minutes, policy.resolution_minutes) if policy else FALLBACK_SLA_MINUTES
+    minutes = (
+        SLAPolicy.objects.filter(priority=priority, tier=tier)
+        .values_list("first_response_minutes", "resolution_minutes")
+        .first()
     )
+    first, resolution = minutes or FALLBACK_SLA_MINUTES
     return start + timedelta(minutes=first), start + timedelta(minutes=resolution)
 
 
