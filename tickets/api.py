@@ -11,8 +11,8 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from csai.errors import ApplicationError
-from csai.redis import redis_client
 from csai.logging import get_correlation_id
+from csai.redis import redis_client
 from tickets import selectors, services, webhooks
 from tickets.serializers import (
     TicketFilterSerializer,
@@ -49,13 +49,6 @@ class WebhookThrottle(BaseThrottle):
 class CanViewTickets(permissions.BasePermission):
     def has_permission(self, request, view) -> bool:
         return bool(request.user and request.user.has_perm(selectors.VIEW_PERMISSION))
-
-
-def _ticket_data(payload: dict) -> services.TicketData:
-    return services.TicketData(
-        customer=services.CustomerData(**payload.pop("customer")),
-        **payload,
-    )
 
 
 class TicketWebhookView(APIView):
@@ -115,7 +108,7 @@ class TicketWebhookView(APIView):
         serializer = WebhookTicketSerializer(data=payload)
         serializer.is_valid(raise_exception=True)
         ticket, created = services.ticket_create(
-            data=_ticket_data(dict(serializer.validated_data)),
+            data=serializer.to_ticket_data(),
             correlation_id=get_correlation_id(),
         )
         return Response(

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from tickets.models import Category, Channel, Customer, Message, Priority, Ticket, Tier
+from tickets.services import CustomerData, TicketData
 
 
 class WebhookCustomerSerializer(serializers.Serializer):
@@ -24,6 +25,11 @@ class WebhookTicketSerializer(serializers.Serializer):
         if not value.strip():
             raise serializers.ValidationError("This field may not be blank.")
         return value
+
+    def to_ticket_data(self) -> TicketData:
+        """The validated payload as the intake service's input (call after is_valid)."""
+        data = dict(self.validated_data)
+        return TicketData(customer=CustomerData(**data.pop("customer")), **data)
 
 
 class WebhookAcceptedSerializer(serializers.Serializer):
