@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -190,6 +191,19 @@ def _redis_stop() -> None:
 
 
 # --- public -------------------------------------------------------------------------
+
+
+def local_secrets() -> dict[str, str]:
+    """SECRET_KEY and CSAI_WEBHOOK_SECRET for local mode, generated once under var/."""
+    path = VAR_DIR / "secrets.json"
+    with contextlib.closing(_lock()):
+        stored = json.loads(path.read_text()) if path.exists() else {}
+        missing = [name for name in ("SECRET_KEY", "CSAI_WEBHOOK_SECRET") if not stored.get(name)]
+        if missing:
+            stored.update({name: secrets.token_urlsafe(48) for name in missing})
+            path.touch(mode=0o600)
+            path.write_text(json.dumps(stored))
+    return stored
 
 
 def acquire(*, postgres: bool, redis: bool, redis_db: int = 0) -> Endpoints:

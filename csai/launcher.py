@@ -3,12 +3,10 @@
 Prepares the database (migrate, static files, demo users and data), then supervises the
 web server (gunicorn), a Celery worker, Celery beat and the demo traffic generator.
 Ctrl-C or SIGTERM stops every child and then the embedded servers; nothing is left.
-Secrets it generates are kept in ``var/secrets.json`` so a second start reuses them.
+Generated secrets are kept in ``var/secrets.json`` (see settings), so a second start reuses them.
 """
 
-import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -23,21 +21,8 @@ STOP_GRACE_SECONDS = 20
 READY_TIMEOUT_SECONDS = 120
 
 
-def _persistent_secrets() -> dict[str, str]:
-    """SECRET_KEY and CSAI_WEBHOOK_SECRET from the environment, else generated once."""
-    path = VAR_DIR / "secrets.json"
-    stored = json.loads(path.read_text()) if path.exists() else {}
-    for name in ("SECRET_KEY", "CSAI_WEBHOOK_SECRET"):
-        stored.setdefault(name, secrets.token_urlsafe(48))
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_text(json.dumps(stored))
-    return {name: os.environ.get(name) or value for name, value in stored.items()}
-
-
 def _prepare() -> tuple[dict[str, str], str | None]:
     """Set up Django in this process and the database; return the children's env."""
-    os.environ.update(_persistent_secrets())
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "csai.settings")
     os.environ.setdefault("CSAI_SECURE_COOKIES", "false")  # plain http on localhost
     import django
@@ -52,10 +37,13 @@ def _prepare() -> tuple[dict[str, str], str | None]:
 
     password = demo_users_ensure(password=os.environ.get("CSAI_DEMO_PASSWORD") or None)
     call_command("load_demo", if_empty=True)
+    # The children use these servers and secrets as given; they start nothing themselves.
     env = {
         **os.environ,
         "DATABASE_URL": settings.DATABASE_URL,
         "REDIS_URL": settings.REDIS_URL,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "CSAI_WEBHOOK_SECRET": settings.CSAI_WEBHOOK_SECRET,
         "PYTHONUNBUFFERED": "1",
     }
     return env, password
@@ -63,6 +51,7 @@ def _prepare() -> tuple[dict[str, str], str | None]:
 
 def _children(port: int) -> dict[str, list[str]]:
     rate = os.environ.get("CSAI_DEMO_RATE", "0.2")
+    log_level = os.environ.get("LOG_LEVEL", "INFO")
     commands = {
         "web": [
             str(BIN / "gunicorn"),
@@ -72,13 +61,17 @@ def _children(port: int) -> dict[str, list[str]]:
             "--threads=4",
             "--graceful-timeout=10",
         ],
-        "worker": [str(BIN / "celery"), "-A", "csai", "worker", "-Q", "default,tickets", "-c", "2"],
+        "worker": [
+            *[str(BIN / "celery"), "-A", "csai", "worker", "-Q", "default,tickets", "-c", "2"],
+            f"--loglevel={log_level}",
+        ],
         "beat": [
             str(BIN / "celery"),
             "-A",
             "csai",
             "beat",
             f"--schedule={VAR_DIR / 'celerybeat-schedule'}",
+            f"--loglevel={log_level}",
         ],
     }
     if float(rate) > 0:
@@ -122,11 +115,12 @@ def _stop(processes: dict[str, subprocess.Popen]) -> None:
 
 
 def _banner(url: str, password: str | None, webhook_secret: str) -> str:
-    password_line = (
-        f"password {password}   (shown once; set CSAI_DEMO_PASSWORD to choose it)"
-        if password
-        else "password as printed at first start, or CSAI_DEMO_PASSWORD"
-    )
+    if os.environ.get("CSAI_DEMO_PASSWORD"):
+        login_note = "password from CSAI_DEMO_PASSWORD"
+    elif password:
+        login_note = f"password {password}   (shown once; set CSAI_DEMO_PASSWORD to choose it)"
+    else:
+        login_note = "password as printed at their first start (or set CSAI_DEMO_PASSWORD)"
     return "\n".join(
         [
             "",
@@ -135,7 +129,7 @@ def _banner(url: str, password: str | None, webhook_secret: str) -> str:
             f"  admin       {url}/admin/",
             f"  API docs    {url}/api/docs/",
             f"  webhook     POST {url}/api/v1/webhooks/tickets",
-            f"  logins      reviewer / supervisor, {password_line}",
+            f"  logins      reviewer / supervisor, {login_note}",
             f"  webhook secret  {webhook_secret}",
             "  Ctrl-C stops everything.",
             "",

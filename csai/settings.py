@@ -20,11 +20,22 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 TESTING = "PYTEST_VERSION" in os.environ
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY", None)
-if not SECRET_KEY:
-    if not (DEBUG or TESTING):
-        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off.")
-    SECRET_KEY = "insecure-development-key-never-used-with-debug-off"  # noqa: S105
+
+# Local mode: no DATABASE_URL, so this checkout runs on its embedded servers. Secrets not
+# set in the environment are then generated once and kept in var/secrets.json (mode 600),
+# so every manage.py command, `make run` and the tests share them. A deployment (with
+# DATABASE_URL) must set them explicitly.
+_local_secrets = {} if os.environ.get("DATABASE_URL") else embedded.local_secrets()
+
+
+def _secret(name: str) -> str:
+    value = env_str(name, "") or _local_secrets.get(name, "")
+    if not value and not DEBUG:
+        raise ImproperlyConfigured(f"{name} is required when DEBUG is off.")
+    return value or f"insecure-debug-only-{name.lower()}"
+
+
+SECRET_KEY = _secret("SECRET_KEY")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -180,9 +191,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- product --------------------------------------------------------------------------
 
-CSAI_WEBHOOK_SECRET = env_str("CSAI_WEBHOOK_SECRET", "")
-if not CSAI_WEBHOOK_SECRET and not (DEBUG or TESTING):
-    raise ImproperlyConfigured("CSAI_WEBHOOK_SECRET is required when DEBUG is off.")
+CSAI_WEBHOOK_SECRET = _secret("CSAI_WEBHOOK_SECRET")
 CSAI_WEBHOOK_TOLERANCE_SECONDS = env_int("CSAI_WEBHOOK_TOLERANCE_SECONDS", 300, minimum=1)
 CSAI_WEBHOOK_MAX_BYTES = env_int("CSAI_WEBHOOK_MAX_BYTES", 256 * 1024, minimum=1024)
 # (deliveries, window seconds) per client address.

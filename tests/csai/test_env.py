@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from csai import embedded
 from csai.env import env_bool, env_int, env_list, env_rate, env_str
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,8 +50,14 @@ def test_a_required_value_that_is_missing_fails_loudly(monkeypatch):
         env_str("X_REQUIRED")
 
 
+# Settings connect to nothing at import, so unreachable URLs put them in deployment mode
+# (no embedded servers, no generated secrets) without starting anything.
+DEPLOYMENT = {"DATABASE_URL": "postgresql://csai@127.0.0.1:9/csai", "REDIS_URL": "redis://127.0.0.1:9/0"}
+
+
 def start_django(**env) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in {"PYTEST_VERSION", "SECRET_KEY", "DEBUG"}}
+    removed = {"PYTEST_VERSION", "SECRET_KEY", "DEBUG", "CSAI_WEBHOOK_SECRET"}
+    clean = {k: v for k, v in os.environ.items() if k not in removed} | DEPLOYMENT
     return subprocess.run(  # noqa: S603
         [
             sys.executable,
@@ -63,6 +70,24 @@ def start_django(**env) -> subprocess.CompletedProcess:
         text=True,
         timeout=60,
     )
+
+
+def test_a_deployment_with_every_secret_set_starts():
+    result = start_django(SECRET_KEY="k" * 50, CSAI_WEBHOOK_SECRET="w" * 32)
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_local_mode_generates_its_secrets_once_and_keeps_them_private(tmp_path, monkeypatch):
+    monkeypatch.setattr(embedded, "VAR_DIR", tmp_path)
+
+    first = embedded.local_secrets()
+    again = embedded.local_secrets()
+
+    assert first == again
+    assert len(first["SECRET_KEY"]) >= 50 and len(first["CSAI_WEBHOOK_SECRET"]) >= 50
+    assert first["SECRET_KEY"] != first["CSAI_WEBHOOK_SECRET"]
+    assert (tmp_path / "secrets.json").stat().st_mode & 0o077 == 0
 
 
 def test_settings_refuse_to_start_without_secret_key_when_debug_is_off():
