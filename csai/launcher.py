@@ -139,14 +139,15 @@ def _banner(url: str, password: str | None, webhook_secret: str) -> str:
 
 def main() -> int:
     port = int(os.environ.get("PORT", "8000"))
+    parent = os.getppid()
     stopping = False
 
     def on_signal(signum, frame):
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: terminal closed
+        signal.signal(signum, on_signal)
     print("csai: preparing database and embedded services…", file=sys.stderr)
     env, password = _prepare()
     processes: dict[str, subprocess.Popen] = {}
@@ -163,6 +164,10 @@ def main() -> int:
         elif not stopping:
             print(f"csai: not ready after {READY_TIMEOUT_SECONDS}s; see the logs above", file=sys.stderr)
         while not stopping:
+            if os.getppid() != parent:
+                # `make` was killed (it does not pass SIGTERM on): stop as if told to.
+                print("csai: parent process went away", file=sys.stderr)
+                break
             exited = [name for name, process in processes.items() if process.poll() is not None]
             if exited:
                 print(f"csai: {', '.join(exited)} exited; stopping everything", file=sys.stderr)
