@@ -61,7 +61,8 @@ def wait_for(predicate, timeout: float) -> bool:
     return False
 
 
-def test_make_run_serves_the_product_and_ctrl_c_leaves_nothing_running(launched):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_make_run_serves_the_product_and_a_stop_signal_leaves_nothing_running(launched, stop_signal):
     process, port, var_dir, output = launched
     base = f"http://127.0.0.1:{port}"
 
@@ -122,7 +123,7 @@ def test_make_run_serves_the_product_and_ctrl_c_leaves_nothing_running(launched)
     watched = [*family, psutil.Process(postgres_pid), psutil.Process(redis_pid)]
     assert len(family) >= 4  # web, worker, beat, demo traffic (and their own children)
 
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop_signal)
 
     assert process.wait(timeout=90) == 0
     gone, alive = psutil.wait_procs(watched, timeout=30)
