@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import psycopg
+from psycopg import sql
+
 REPO_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CSAI_VAR_DIR", REPO_DIR / "var")).resolve()
 DATABASE_NAME = "csai"
@@ -88,10 +91,9 @@ def _postgres_start() -> str:
 
     server = pgserver.get_server(_pgdata(), cleanup_mode=None)
     socket_dir = str(server.get_postmaster_info().socket_dir)
-    # DATABASE_NAME is a constant of this module, not input.
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608
-    if "(1 row)" not in exists:
-        server.psql(f"CREATE DATABASE {DATABASE_NAME};")
+    with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
     return socket_dir
 
 
