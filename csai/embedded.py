@@ -137,6 +137,15 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _redis_ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
@@ -157,7 +166,10 @@ def _redis_start() -> int:
         port = int(port_file.read_text())
         if _redis_ping(port):
             return port
-    port = _free_port()
+    # Same port as last time when it is free, so URLs held by running clients stay valid.
+    port = int(port_file.read_text()) if port_file.exists() else 0
+    if not port or not _port_free(port):
+        port = _free_port()
     port_file.write_text(str(port))
     subprocess.run(  # noqa: S603 - fixed binary and arguments
         [

@@ -67,8 +67,40 @@ class TicketAdmin(admin.ModelAdmin):
     ]
     list_select_related = ["customer"]
     date_hierarchy = "created_at"
-    raw_id_fields = ["customer", "assignee"]
-    readonly_fields = ["source", "external_id", "correlation_id", "created_at", "updated_at"]
+    raw_id_fields = ["assignee"]
+    # What the customer sent is the record of the conversation: shown, never edited.
+    readonly_fields = [
+        "source",
+        "external_id",
+        "customer",
+        "subject",
+        "body",
+        "channel",
+        "correlation_id",
+        "metadata",
+        "created_at",
+        "updated_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["customer", "subject", "body", "channel"]}),
+        ("Triage", {"fields": ["status", "category", "priority", "team", "assignee", "stage"]}),
+        (
+            "SLA",
+            {
+                "fields": [
+                    "sla_state",
+                    "first_response_due",
+                    "resolution_due",
+                    "first_response_at",
+                    "resolved_at",
+                ]
+            },
+        ),
+        (
+            "Origin",
+            {"fields": ["source", "external_id", "correlation_id", "metadata", "created_at", "updated_at"]},
+        ),
+    ]
     inlines = [MessageInline]
     show_full_result_count = False  # a COUNT(*) over every ticket on each page view is slow
 

@@ -52,16 +52,7 @@ def status(folder: Path) -> dict:
 
 
 def run_user(folder: Path) -> str:
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", USE_SERVERS],
-        env=env_for(folder),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
+    return run_script(folder, USE_SERVERS)
 
 
 def test_a_process_starts_the_servers_and_stops_them_when_it_exits(var_dir):
@@ -97,3 +88,40 @@ def test_a_second_process_shares_the_servers_and_the_last_one_stops_them(var_dir
 
     after = status(var_dir)
     assert (after["postgres_running"], after["redis_running"]) == (False, False)
+
+
+CRASH_AFTER_ENQUEUE = """
+import os, signal, time
+from celery import Celery
+from csai import embedded
+endpoints = embedded.acquire(postgres=False, redis=True)
+Celery(broker=endpoints.redis_url).send_task("tickets.tasks.ticket_intake", args=[42], queue="tickets")
+time.sleep(1.5)  # the append-only file is fsynced every second
+os.kill(int((embedded.VAR_DIR / "redis" / "redis.pid").read_text()), signal.SIGKILL)
+"""
+COUNT_QUEUED = """
+import redis
+from csai import embedded
+endpoints = embedded.acquire(postgres=False, redis=True)
+print(redis.Redis.from_url(endpoints.redis_url).llen("tickets"))
+"""
+
+
+def run_script(folder: Path, script: str) -> str:
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", script],
+        env=env_for(folder),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_a_queued_task_survives_a_redis_crash(var_dir):
+    run_script(var_dir, CRASH_AFTER_ENQUEUE)
+    assert status(var_dir)["redis_running"] is False
+
+    assert run_script(var_dir, COUNT_QUEUED) == "1"
