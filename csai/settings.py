@@ -220,6 +220,7 @@ CELERY_WORKER_REDIRECT_STDOUTS = False
 # Every periodic schedule lives here.
 CELERY_BEAT_SCHEDULE = {
     "sla-refresh": {"task": "tickets.tasks.sla_refresh", "schedule": 60.0},
+    "intake-sweep": {"task": "tickets.tasks.intake_sweep", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(embedded.VAR_DIR / "celerybeat-schedule")
 

@@ -153,6 +153,10 @@ class Ticket(models.Model):
                 name="ticket_open_resdue_idx",
                 condition=Q(resolved_at__isnull=True),
             ),
+            # intake_sweep: tickets still waiting for their intake task.
+            models.Index(
+                fields=["created_at"], name="ticket_awaiting_intake_idx", condition=Q(stage="trigger")
+            ),
         ]
 
     def __str__(self) -> str:

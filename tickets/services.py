@@ -121,13 +121,24 @@ def ticket_create(*, data: TicketData, correlation_id: str | None = None) -> tup
             metadata={"channel": data.channel},
             created_at=now,
         )
+        # robust: the ticket is stored even if the broker is down right now; the intake
+        # sweep (tickets.tasks.intake_sweep) enqueues it later.
         transaction.on_commit(
             lambda: signals.ticket_received.send(
                 sender=Ticket, ticket_id=ticket.pk, correlation_id=correlation_id
-            )
+            ),
+            robust=True,
         )
     logger.info("ticket created", extra={"ticket_id": ticket.pk, "source": data.source})
     return ticket, True
+
+
+def tickets_stuck_in_intake(*, older_than: timedelta, limit: int) -> list[tuple[int, str]]:
+    """(id, correlation id) of tickets still at "trigger" after ``older_than``: their intake
+    task was never enqueued (broker down at commit) or was lost."""
+    cutoff = timezone.now() - older_than
+    stuck = Ticket.objects.filter(stage=Ticket.Stage.TRIGGER, created_at__lt=cutoff).order_by("created_at")
+    return list(stuck.values_list("id", "correlation_id")[:limit])
 
 
 def ticket_advance_stage(*, ticket_id: int, from_stage: str, to_stage: str) -> bool:

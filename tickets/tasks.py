@@ -1,8 +1,10 @@
 import logging
+from datetime import timedelta
 
 from celery import shared_task
 from django.db import OperationalError
 
+from csai.logging import TASK_HEADER
 from tickets import services, signals
 from tickets.models import Ticket
 
@@ -28,6 +30,22 @@ def ticket_intake(ticket_id: int) -> str:
     logger.info("ticket entered triage", extra={"ticket_id": ticket_id})
     signals.ticket_ready_for_triage.send(sender=Ticket, ticket_id=ticket_id)
     return "triaged"
+
+
+# A ticket's intake normally runs within a second of commit; one still waiting this long
+# had its task lost (broker down at commit, or a lost message) and is enqueued again.
+INTAKE_GRACE = timedelta(minutes=2)
+SWEEP_BATCH = 500
+
+
+@shared_task(acks_late=True)
+def intake_sweep() -> str:
+    """Enqueue intake again for tickets stuck at "trigger"; harmless if one is just slow."""
+    stuck = services.tickets_stuck_in_intake(older_than=INTAKE_GRACE, limit=SWEEP_BATCH)
+    for ticket_id, correlation_id in stuck:
+        logger.warning("re-enqueueing intake", extra={"ticket_id": ticket_id})
+        ticket_intake.apply_async((ticket_id,), headers={TASK_HEADER: correlation_id})
+    return f"re-enqueued:{len(stuck)}"
 
 
 @shared_task(acks_late=True)

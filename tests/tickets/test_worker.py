@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -26,15 +27,34 @@ def purge_queues():
             conn.default_channel.queue_purge(queue)
 
 
+@dataclass
+class Worker:
+    process: subprocess.Popen
+    log: Path
+
+    def wait_for(self, predicate, timeout=60.0) -> bool:
+        """Poll until ``predicate`` holds; give up early if the worker died."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if predicate():
+                return True
+            time.sleep(0.2)
+        return False
+
+    def output(self) -> str:
+        return self.log.read_text()[-3000:]
+
+
 @pytest.fixture
 def worker(tmp_path):
-    """Start a worker on the test database; yield its log file; stop it."""
+    """Start a worker on the test database; stop it afterwards."""
     db = connection.settings_dict
     env = {
         **os.environ,
         "DATABASE_URL": f"postgresql://{db['USER']}@{quote(db['HOST'], safe='')}/{db['NAME']}",
         "REDIS_URL": settings.REDIS_URL,
-        "CSAI_WEBHOOK_SECRET": "unused-by-the-worker",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "CSAI_WEBHOOK_SECRET": settings.CSAI_WEBHOOK_SECRET,
     }
     log = tmp_path / "worker.log"
     command = [
@@ -52,19 +72,10 @@ def worker(tmp_path):
     with open(log, "w") as out:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
     try:
-        yield log
+        yield Worker(process, log)
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 @pytest.fixture
@@ -83,20 +94,20 @@ def test_a_worker_started_later_triages_the_queued_ticket(queued_ticket, worker)
         queued_ticket.refresh_from_db(fields=["stage"])
         return queued_ticket.stage == Ticket.Stage.CLASSIFIER
 
-    assert wait_for(triaged), worker.read_text()[-3000:]
+    assert worker.wait_for(triaged), worker.output()
 
 
 def test_the_correlation_id_follows_the_ticket_into_the_worker_logs(queued_ticket, worker):
     def logged_lines():
         lines = []
-        for line in worker.read_text().splitlines():
+        for line in worker.log.read_text().splitlines():
             try:
                 lines.append(json.loads(line))
             except json.JSONDecodeError:
                 continue  # celery's start-up banner is plain text
         return [entry for entry in lines if entry.get("message") == "ticket entered triage"]
 
-    assert wait_for(logged_lines), worker.read_text()[-3000:]
+    assert worker.wait_for(logged_lines), worker.output()
     (entry,) = logged_lines()
     assert entry["correlation_id"] == queued_ticket.correlation_id
     assert entry["ticket_id"] == queued_ticket.pk
