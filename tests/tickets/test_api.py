@@ -136,3 +136,11 @@ def test_the_openapi_schema_and_docs_are_served(client):
     assert docs.status_code == 200
     assert b"swagger" in docs.content.lower()
     assert b"cdn" not in docs.content.lower()  # served from our own static files
+
+
+def test_the_openapi_schema_is_valid_and_generates_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml"))
+
+    assert "/api/v1/webhooks/tickets" in (tmp_path / "schema.yml").read_text()
