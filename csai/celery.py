@@ -7,3 +7,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "csai.settings")
 app = Celery("csai")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def worker_queues() -> str:
+    """Every queue a worker must consume, as Celery's -Q argument expects."""
+    from django.conf import settings
+
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+    return ",".join(sorted({settings.CELERY_TASK_DEFAULT_QUEUE, *routed}))

@@ -14,6 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from csai.celery import worker_queues
 from csai.embedded import REPO_DIR, VAR_DIR
 
 BIN = Path(sys.executable).parent
@@ -62,7 +63,12 @@ def _children(port: int) -> dict[str, list[str]]:
             "--graceful-timeout=10",
         ],
         "worker": [
-            *[str(BIN / "celery"), "-A", "csai", "worker", "-Q", "default,tickets", "-c", "2"],
+            str(BIN / "celery"),
+            "-A",
+            "csai",
+            "worker",
+            f"--queues={worker_queues()}",
+            "--concurrency=2",
             f"--loglevel={log_level}",
         ],
         "beat": [

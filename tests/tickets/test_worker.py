@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import connection
 
 from csai.celery import app as celery_app
+from csai.celery import worker_queues
 from tests.conftest import signed_post, ticket_payload
 from tickets.models import Ticket
 
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def purge_queues():
     with celery_app.connection_for_write() as conn:
-        for queue in ("default", "tickets"):
+        for queue in worker_queues().split(","):
             conn.default_channel.queue_purge(queue)
 
 
