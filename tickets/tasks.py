@@ -20,13 +20,13 @@ logger = logging.getLogger(__name__)
 )
 def ticket_intake(ticket_id: int) -> str:
     """Move a freshly received ticket from "trigger" into triage; safe to run twice."""
-    if not Ticket.objects.filter(pk=ticket_id).exists():
-        logger.warning("intake for unknown ticket", extra={"ticket_id": ticket_id})
-        return "missing"
     if not services.ticket_advance_stage(
         ticket_id=ticket_id, from_stage=Ticket.Stage.TRIGGER, to_stage=Ticket.Stage.CLASSIFIER
     ):
-        return "already-triaged"
+        if Ticket.objects.filter(pk=ticket_id).exists():
+            return "already-triaged"
+        logger.warning("intake for unknown ticket", extra={"ticket_id": ticket_id})
+        return "missing"
     logger.info("ticket entered triage", extra={"ticket_id": ticket_id})
     signals.ticket_ready_for_triage.send(sender=Ticket, ticket_id=ticket_id)
     return "triaged"
