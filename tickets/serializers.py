@@ -7,9 +7,10 @@ from tickets.services import CustomerData, TicketData
 class WebhookCustomerSerializer(serializers.Serializer):
     external_id = serializers.CharField(max_length=128)
     name = serializers.CharField(max_length=200)
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
-    company = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    tier = serializers.ChoiceField(choices=Tier.choices, required=False, default=Tier.STANDARD)
+    # Left out: the stored value is kept (a new customer gets the model default).
+    email = serializers.EmailField(required=False, allow_blank=True)
+    company = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    tier = serializers.ChoiceField(choices=Tier.choices, required=False)
 
 
 class WebhookTicketSerializer(serializers.Serializer):

@@ -28,11 +28,13 @@ FALLBACK_SLA_MINUTES = (8 * 60, 5 * 24 * 60)
 
 @dataclass(frozen=True)
 class CustomerData:
+    """A customer as a sender describes it; None means "not sent: keep what we have"."""
+
     external_id: str
     name: str
-    email: str = ""
-    company: str = ""
-    tier: str = "STANDARD"
+    email: str | None = None
+    company: str | None = None
+    tier: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,24 +59,25 @@ def sla_deadlines(*, priority: str, tier: str, start: datetime) -> tuple[datetim
     return start + timedelta(minutes=first), start + timedelta(minutes=resolution)
 
 
+OPTIONAL_CUSTOMER_FIELDS = ("email", "company", "tier")
+
+
 def customer_upsert(*, data: CustomerData) -> Customer:
     """Insert or update a customer by external id in one statement (safe under concurrency).
 
-    VIP flag and support entitlement are managed by the team, never by the webhook.
+    Fields the sender left out keep their stored values, so a delivery without an email
+    never erases the one we have. VIP flag and support entitlement are managed by the team,
+    never by the webhook.
     """
-    customer = Customer(
-        external_id=data.external_id,
-        name=data.name,
-        email=data.email,
-        company=data.company,
-        tier=data.tier,
-    )
+    sent = {name: getattr(data, name) for name in OPTIONAL_CUSTOMER_FIELDS if getattr(data, name) is not None}
     (customer,) = Customer.objects.bulk_create(
-        [customer],
+        [Customer(external_id=data.external_id, name=data.name, **sent)],
         update_conflicts=True,
         unique_fields=["external_id"],
-        update_fields=["name", "email", "company", "tier", "updated_at"],
+        update_fields=["name", *sent, "updated_at"],
     )
+    if len(sent) < len(OPTIONAL_CUSTOMER_FIELDS):
+        customer.refresh_from_db()  # the object holds defaults where the row kept its values
     return customer
 
 

@@ -243,3 +243,32 @@ def test_50_concurrent_identical_deliveries_create_exactly_one_ticket():
     assert Ticket.objects.count() == 1
     assert Message.objects.count() == 1
     assert Customer.objects.count() == 1
+
+
+def test_a_later_delivery_updates_the_customer_but_never_erases_what_it_left_out(client):
+    signed_post(client, ticket_payload())
+    later = ticket_payload(external_id="ZD-1002")
+    later["customer"] = {"external_id": "ACME-17", "name": "Dana Whitfield-Ross"}
+
+    response = signed_post(client, later)
+
+    customer = Customer.objects.get()
+    assert (customer.name, customer.email, customer.company, customer.tier) == (
+        "Dana Whitfield-Ross",
+        "dana@acme.example",
+        "Acme Corp",
+        "PREMIUM",
+    )
+    # The SLA of the new ticket follows the stored PREMIUM tier, not a default.
+    ticket = Ticket.objects.get(pk=response.json()["ticket_id"])
+    premium = SLAPolicy.objects.get(priority="MEDIUM", tier="PREMIUM")
+    assert ticket.first_response_due - ticket.created_at == timedelta(minutes=premium.first_response_minutes)
+
+
+def test_a_new_customer_without_a_tier_is_standard(client):
+    payload = ticket_payload()
+    del payload["customer"]["tier"]
+
+    signed_post(client, payload)
+
+    assert Customer.objects.get().tier == "STANDARD"
