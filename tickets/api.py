@@ -51,6 +51,11 @@ class CanViewTickets(permissions.BasePermission):
         return bool(request.user and request.user.has_perm(selectors.VIEW_PERMISSION))
 
 
+def _not_json(constant: str):
+    """Python's json accepts NaN and Infinity; JSON (and PostgreSQL) do not."""
+    raise ValueError(f"{constant} is not valid JSON")
+
+
 class TicketWebhookView(APIView):
     """Signed intake: the signature is the authentication, so no user is involved."""
 
@@ -100,8 +105,8 @@ class TicketWebhookView(APIView):
             logger.warning("webhook signature refused", extra={"reason": str(error)})
             raise exceptions.AuthenticationFailed(str(error)) from None
         try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            payload = json.loads(body, parse_constant=_not_json)
+        except (UnicodeDecodeError, ValueError) as error:
             raise exceptions.ValidationError({"non_field_errors": [f"Invalid JSON: {error}"]}) from None
         if not isinstance(payload, dict):
             raise exceptions.ValidationError({"non_field_errors": ["Expected a JSON object."]})

@@ -4,6 +4,16 @@ from tickets.models import Category, Channel, Customer, Message, Priority, Ticke
 from tickets.services import CustomerData, TicketData
 
 
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 class WebhookCustomerSerializer(serializers.Serializer):
     external_id = serializers.CharField(max_length=128)
     name = serializers.CharField(max_length=200)
@@ -21,6 +31,11 @@ class WebhookTicketSerializer(serializers.Serializer):
     channel = serializers.ChoiceField(choices=Channel.choices)
     customer = WebhookCustomerSerializer()
     metadata = serializers.DictField(required=False, default=dict)
+
+    def validate_metadata(self, value: dict) -> dict:
+        if _has_nul(value):  # PostgreSQL cannot store NUL characters in text or JSON
+            raise serializers.ValidationError("Null characters are not allowed.")
+        return value
 
     def validate_body(self, value: str) -> str:
         if not value.strip():

@@ -111,7 +111,15 @@ def test_invalid_fields_get_400_naming_the_field_and_store_nothing(client, mutat
 
 
 @pytest.mark.parametrize(
-    "raw", [b"{not json", b"[1, 2]", b'"a string"', '{"subject": "caf\xe9"}'.encode("latin-1")]
+    "raw",
+    [
+        b"{not json",
+        b"[1, 2]",
+        b'"a string"',
+        '{"subject": "caf\xe9"}'.encode("latin-1"),
+        b'{"metadata": {"ratio": NaN}}',
+        b'{"metadata": {"limit": -Infinity}}',
+    ],
 )
 def test_malformed_json_gets_400_and_stores_nothing(client, raw):
     response = signed_post(client, raw)
