@@ -106,7 +106,7 @@ class TicketWebhookView(APIView):
             raise exceptions.AuthenticationFailed(str(error)) from None
         try:
             payload = json.loads(body, parse_constant=_not_json)
-        except (UnicodeDecodeError, ValueError) as error:
+        except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
             raise exceptions.ValidationError({"non_field_errors": [f"Invalid JSON: {error}"]}) from None
         if not isinstance(payload, dict):
             raise exceptions.ValidationError({"non_field_errors": ["Expected a JSON object."]})

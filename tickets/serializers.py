@@ -3,15 +3,24 @@ from rest_framework import serializers
 from tickets.models import Category, Channel, Customer, Message, Priority, Ticket, Tier
 from tickets.services import CustomerData, TicketData
 
+MAX_METADATA_DEPTH = 16
 
-def _has_nul(value) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
+
+def _metadata_problem(value) -> str | None:
+    """Why ``value`` cannot be stored as metadata, or None. Iterative: depth is untrusted."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_METADATA_DEPTH:
+            return f"Nested deeper than {MAX_METADATA_DEPTH} levels."
+        if isinstance(item, dict):
+            stack.extend((key, depth) for key in item)
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str) and "\x00" in item:
+            return "Null characters are not allowed."  # PostgreSQL cannot store them
+    return None
 
 
 class WebhookCustomerSerializer(serializers.Serializer):
@@ -33,8 +42,9 @@ class WebhookTicketSerializer(serializers.Serializer):
     metadata = serializers.DictField(required=False, default=dict)
 
     def validate_metadata(self, value: dict) -> dict:
-        if _has_nul(value):  # PostgreSQL cannot store NUL characters in text or JSON
-            raise serializers.ValidationError("Null characters are not allowed.")
+        problem = _metadata_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
         return value
 
     def validate_body(self, value: str) -> str:

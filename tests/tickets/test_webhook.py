@@ -15,6 +15,13 @@ from tickets.models import Customer, Message, SLAPolicy, Ticket
 pytestmark = pytest.mark.django_db
 
 
+def nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
 def assert_nothing_stored():
     assert (Ticket.objects.count(), Customer.objects.count(), Message.objects.count()) == (0, 0, 0)
 
@@ -95,6 +102,9 @@ def test_the_processing_task_is_enqueued_only_after_commit(client, django_captur
         (lambda p: p["customer"].update(email="not-an-email"), "customer"),
         (lambda p: p.pop("customer"), "customer"),
         (lambda p: p.update(metadata=["not", "an", "object"]), "metadata"),
+        (lambda p: p.update(metadata={"note": "a\x00b"}), "metadata"),
+        (lambda p: p.update(metadata={"a\x00": 1}), "metadata"),
+        (lambda p: p.update(metadata=nested(40)), "metadata"),
         (lambda p: p.update(external_id="x" * 129), "external_id"),
     ],
 )
@@ -119,6 +129,7 @@ def test_invalid_fields_get_400_naming_the_field_and_store_nothing(client, mutat
         '{"subject": "caf\xe9"}'.encode("latin-1"),
         b'{"metadata": {"ratio": NaN}}',
         b'{"metadata": {"limit": -Infinity}}',
+        b'{"metadata": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
     ],
 )
 def test_malformed_json_gets_400_and_stores_nothing(client, raw):
