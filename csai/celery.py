@@ -8,6 +8,8 @@ app = Celery("csai")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+from csai import metrics  # noqa: E402, F401 - counts every finished task
+
 
 def worker_queues() -> str:
     """Every queue a worker must consume, as Celery's -Q argument expects."""

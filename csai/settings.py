@@ -193,6 +193,8 @@ SPECTACULAR_SETTINGS = {
 # --- product --------------------------------------------------------------------------
 
 CSAI_WEBHOOK_SECRET = _secret("CSAI_WEBHOOK_SECRET")
+# Prometheus scrapes /metrics with "Authorization: Bearer <token>"; staff can also log in.
+CSAI_METRICS_TOKEN = env_str("CSAI_METRICS_TOKEN", "")
 CSAI_WEBHOOK_TOLERANCE_SECONDS = env_int("CSAI_WEBHOOK_TOLERANCE_SECONDS", 300, minimum=1)
 CSAI_WEBHOOK_MAX_BYTES = env_int("CSAI_WEBHOOK_MAX_BYTES", 256 * 1024, minimum=1024)
 # (deliveries, window seconds) per client address.

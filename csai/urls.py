@@ -3,13 +3,14 @@ from django.urls import path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from csai import health
+from csai import health, metrics
 from tickets import api as tickets_api
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("health/", health.live, name="health-live"),
     path("health/ready/", health.ready, name="health-ready"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/webhooks/tickets", tickets_api.TicketWebhookView.as_view(), name="webhook-tickets"),
     path("api/v1/tickets/", tickets_api.TicketListView.as_view(), name="api-ticket-list"),

@@ -2,6 +2,7 @@ import json
 import logging
 import time
 
+import redis
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, permissions, status
@@ -10,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
+from csai import metrics
 from csai.errors import ApplicationError
 from csai.logging import get_correlation_id
 from csai.redis import redis_client
@@ -38,8 +40,13 @@ class WebhookThrottle(BaseThrottle):
         pipe = redis_client().pipeline(transaction=False)
         pipe.incr(key)
         pipe.expire(key, window + 1)
-        count, _ = pipe.execute()
         self.retry_after = window - now % window
+        try:
+            count, _ = pipe.execute()
+        except redis.RedisError:
+            # Fail open: refusing tickets because the counter is unreachable would lose them.
+            logger.warning("webhook throttle unavailable: Redis unreachable")
+            return True
         return count <= limit
 
     def wait(self) -> float:
@@ -62,6 +69,12 @@ class TicketWebhookView(APIView):
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
     throttle_classes = [WebhookThrottle]
+
+    def dispatch(self, request, *args, **kwargs):
+        started = time.perf_counter()
+        response = super().dispatch(request, *args, **kwargs)
+        metrics.record_webhook(status=response.status_code, seconds=time.perf_counter() - started)
+        return response
 
     @extend_schema(
         operation_id="webhook_ticket_create",

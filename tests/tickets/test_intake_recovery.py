@@ -11,6 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from csai.celery import app as celery_app
+from csai.redis import redis_client
 from tests.conftest import signed_post, ticket_payload
 from tests.factories import TicketFactory
 from tickets import tasks
@@ -56,3 +57,22 @@ def test_the_sweep_enqueues_tickets_whose_intake_never_ran():
 
     assert tasks.intake_sweep() == "re-enqueued:1"
     assert queued_ticket_ids() == [stuck.pk]
+
+
+@pytest.fixture
+def redis_down(monkeypatch, broker_down):
+    """Redis, as cache, counter store and broker, is unreachable."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    monkeypatch.setattr(settings, "REDIS_URL", f"redis://127.0.0.1:{closed}/0")
+    redis_client.cache_clear()
+    yield
+    redis_client.cache_clear()
+
+
+def test_tickets_are_still_accepted_while_redis_is_down(client, redis_down):
+    response = signed_post(client, ticket_payload())
+
+    assert response.status_code == 201
+    assert Ticket.objects.get().stage == Ticket.Stage.TRIGGER  # the sweep takes it from here
