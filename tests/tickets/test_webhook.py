@@ -291,3 +291,13 @@ def test_a_new_customer_without_a_tier_is_standard(client):
     signed_post(client, payload)
 
     assert Customer.objects.get().tier == "STANDARD"
+
+
+@pytest.mark.parametrize(
+    ("declared", "status"), [("not-a-number", 400), ("-5", 400), ("²", 400), (str(10**9), 413)]
+)
+def test_a_false_content_length_gets_a_4xx_not_a_crash(client, declared, status):
+    response = signed_post(client, ticket_payload(), CONTENT_LENGTH=declared)
+
+    assert response.status_code == status
+    assert_nothing_stored()
