@@ -55,7 +55,7 @@ WARMUP_SECONDS = 2.0
 # "tickets" queue instead could also delete the messages of a running `make run`.)
 # It also keeps the bench's throttle counters apart from a running server's.
 BENCH_REDIS_DB = 9
-# High enough that the throttle never refuses; it still runs (a Redis get and set).
+# High enough that the throttle never refuses; it still runs (one Redis round trip).
 WEBHOOK_RATE = "1000000/s"
 CUSTOMERS = 1000  # tickets are spread over this many customers (upserted per request)
 DUPLICATE_POOL = 5000  # bodies kept for the duplicate-delivery phase
