@@ -131,19 +131,14 @@ def _redis_pid() -> int | None:
     return pid if _pid_alive(pid) else None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _port_free(port: int) -> bool:
+def _free_port(preferred: int = 0) -> int:
+    """``preferred`` if it is free on loopback, else any free port."""
     with socket.socket() as sock:
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind(("127.0.0.1", preferred))
         except OSError:
-            return False
-    return True
+            sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _redis_ping(port: int) -> bool:
@@ -167,9 +162,7 @@ def _redis_start() -> int:
         if _redis_ping(port):
             return port
     # Same port as last time when it is free, so URLs held by running clients stay valid.
-    port = int(port_file.read_text()) if port_file.exists() else 0
-    if not port or not _port_free(port):
-        port = _free_port()
+    port = _free_port(int(port_file.read_text()) if port_file.exists() else 0)
     port_file.write_text(str(port))
     subprocess.run(  # noqa: S603 - fixed binary and arguments
         [

@@ -14,6 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from csai import embedded
 from csai.celery import worker_queues
 from csai.embedded import REPO_DIR, VAR_DIR
 
@@ -183,8 +184,6 @@ def main() -> int:
     finally:
         print("csai: stopping…", file=sys.stderr)
         _stop(processes)
-        from csai import embedded
-
         embedded.release()
         print("csai: stopped", file=sys.stderr)
 

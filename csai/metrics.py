@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "csai:metrics:"
 WEBHOOK_REQUESTS = PREFIX + "webhook_requests"  # field: status code
-WEBHOOK_SECONDS = PREFIX + "webhook_seconds"  # fields: bucket upper bounds, "sum", "count"
+WEBHOOK_SECONDS = PREFIX + "webhook_seconds"  # fields: bucket upper bounds, "sum"
 TASKS = PREFIX + "tasks"  # field: "<task>|<state>"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 

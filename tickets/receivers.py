@@ -5,10 +5,9 @@ from tickets import signals
 
 @receiver(signals.ticket_received)
 def enqueue_intake(sender, *, ticket_id: int, correlation_id: str, **_):
-    from csai.logging import TASK_HEADER
-    from tickets.tasks import ticket_intake
+    from tickets.tasks import enqueue_intake
 
-    ticket_intake.apply_async((ticket_id,), headers={TASK_HEADER: correlation_id})
+    enqueue_intake(ticket_id=ticket_id, correlation_id=correlation_id)
 
 
 def ensure_roles(sender, **_):

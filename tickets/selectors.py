@@ -1,8 +1,11 @@
 """Reads of tickets, shaped for the API and the console."""
 
+from datetime import timedelta
+
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from tickets.models import Ticket
 
@@ -17,6 +20,14 @@ def ticket_list(*, filters: dict) -> QuerySet[Ticket]:
         .prefetch_related("messages")
         .order_by("-created_at", "-id")
     )
+
+
+def tickets_stuck_in_intake(*, older_than: timedelta, limit: int) -> list[tuple[int, str]]:
+    """(id, correlation id) of tickets still at "trigger" after ``older_than``: their intake
+    task was never enqueued (broker down at commit) or was lost."""
+    cutoff = timezone.now() - older_than
+    stuck = Ticket.objects.filter(stage=Ticket.Stage.TRIGGER, created_at__lt=cutoff).order_by("created_at")
+    return list(stuck.values_list("id", "correlation_id")[:limit])
 
 
 def get_ticket_for_user(user, ticket_id: int) -> Ticket:

@@ -136,14 +136,6 @@ def ticket_create(*, data: TicketData, correlation_id: str | None = None) -> tup
     return ticket, True
 
 
-def tickets_stuck_in_intake(*, older_than: timedelta, limit: int) -> list[tuple[int, str]]:
-    """(id, correlation id) of tickets still at "trigger" after ``older_than``: their intake
-    task was never enqueued (broker down at commit) or was lost."""
-    cutoff = timezone.now() - older_than
-    stuck = Ticket.objects.filter(stage=Ticket.Stage.TRIGGER, created_at__lt=cutoff).order_by("created_at")
-    return list(stuck.values_list("id", "correlation_id")[:limit])
-
-
 def ticket_advance_stage(*, ticket_id: int, from_stage: str, to_stage: str) -> bool:
     """Move a ticket to the next workflow stage if it is still at ``from_stage``.
 

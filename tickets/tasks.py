@@ -5,7 +5,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from csai.logging import TASK_HEADER
-from tickets import services, signals
+from tickets import selectors, services, signals
 from tickets.models import Ticket
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,11 @@ def ticket_intake(ticket_id: int) -> str:
     return "triaged"
 
 
+def enqueue_intake(*, ticket_id: int, correlation_id: str) -> None:
+    """Queue the intake task, carrying the ticket's correlation id into the worker's logs."""
+    ticket_intake.apply_async((ticket_id,), headers={TASK_HEADER: correlation_id})
+
+
 # A ticket's intake normally runs within a second of commit; one still waiting this long
 # had its task lost (broker down at commit, or a lost message) and is enqueued again.
 INTAKE_GRACE = timedelta(minutes=2)
@@ -41,10 +46,10 @@ SWEEP_BATCH = 500
 @shared_task(acks_late=True)
 def intake_sweep() -> str:
     """Enqueue intake again for tickets stuck at "trigger"; harmless if one is just slow."""
-    stuck = services.tickets_stuck_in_intake(older_than=INTAKE_GRACE, limit=SWEEP_BATCH)
+    stuck = selectors.tickets_stuck_in_intake(older_than=INTAKE_GRACE, limit=SWEEP_BATCH)
     for ticket_id, correlation_id in stuck:
         logger.warning("re-enqueueing intake", extra={"ticket_id": ticket_id})
-        ticket_intake.apply_async((ticket_id,), headers={TASK_HEADER: correlation_id})
+        enqueue_intake(ticket_id=ticket_id, correlation_id=correlation_id)
     return f"re-enqueued:{len(stuck)}"
 
 
