@@ -38,6 +38,7 @@ def _prepare() -> tuple[dict[str, str], str | None]:
     from tickets.services import demo_users_ensure
 
     password = demo_users_ensure(password=os.environ.get("CSAI_DEMO_PASSWORD") or None)
+    call_command("seed_agents")  # before the demo tickets, so the agents can decide them
     call_command("load_demo", if_empty=True)
     # The children use these servers and secrets as given; they start nothing themselves.
     env = {

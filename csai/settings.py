@@ -5,6 +5,7 @@ Redis under ``var/`` (``csai.embedded``), starting them if needed.
 """
 
 import os
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import dj_database_url
@@ -202,6 +203,47 @@ CSAI_WEBHOOK_RATE = env_rate("CSAI_WEBHOOK_RATE", "6000/min")
 # SLA state turns at_risk when less than this share of a deadline's window is left.
 CSAI_SLA_AT_RISK_FRACTION = 0.25
 
+# --- Claude (optional) ----------------------------------------------------------------
+# Empty key: every agent decides with the local model and nothing is sent to Anthropic.
+ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY", "")
+# Empty: the SDK default (https://api.anthropic.com); point it at a local fake server in development.
+ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", "")
+CSAI_LLM_MODEL = env_str("CSAI_LLM_MODEL", "claude-sonnet-4-6")
+CSAI_LLM_MAX_TOKENS = env_int("CSAI_LLM_MAX_TOKENS", 1024, minimum=1)
+# Per attempt; the SDK retries timeouts, 408/409/429/5xx and connection errors with backoff.
+CSAI_LLM_TIMEOUT_SECONDS = env_int("CSAI_LLM_TIMEOUT_SECONDS", 20, minimum=1)
+CSAI_LLM_MAX_RETRIES = env_int("CSAI_LLM_MAX_RETRIES", 3, minimum=0)
+
+
+def _usd(name: str, value: str) -> Decimal:
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+    if not number.is_finite() or number < 0:
+        raise ImproperlyConfigured(f"{name}={value!r} must be a price of at least 0.")
+    return number
+
+
+# USD per million tokens for a model missing from agents.llm's price table.
+CSAI_LLM_PRICE_IN_PER_MTOK = _usd("CSAI_LLM_PRICE_IN_PER_MTOK", env_str("CSAI_LLM_PRICE_IN_PER_MTOK", "3"))
+CSAI_LLM_PRICE_OUT_PER_MTOK = _usd(
+    "CSAI_LLM_PRICE_OUT_PER_MTOK", env_str("CSAI_LLM_PRICE_OUT_PER_MTOK", "15")
+)
+
+# With a key and no trained local model, a label's confidence is the share of this many
+# independent samples that agree (agents.proposers explains every confidence source).
+CSAI_LLM_SAMPLES = env_int("CSAI_LLM_SAMPLES", 3, minimum=1)
+
+# --- agents ---------------------------------------------------------------------------
+# A text whose resemblance to the model's training data (agents.ml scope) is below this is
+# out of scope: confidence 0, and a person decides.
+CSAI_OUT_OF_SCOPE_BELOW = 0.5
+# Guardrails on every outgoing text; a violation blocks it. Empty list: the built-in
+# phrases (agents.guardrails.DEFAULT_FORBIDDEN_PHRASES).
+CSAI_GUARDRAIL_MAX_LENGTH = env_int("CSAI_GUARDRAIL_MAX_LENGTH", 4000, minimum=100)
+CSAI_GUARDRAIL_FORBIDDEN_PHRASES = env_list("CSAI_GUARDRAIL_FORBIDDEN_PHRASES", [])
+
 # --- Celery ---------------------------------------------------------------------------
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
@@ -215,7 +257,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task unacknowledged this long (worker killed mid-task) is delivered again.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-CELERY_TASK_ROUTES = {"tickets.tasks.*": {"queue": "tickets"}}
+CELERY_TASK_ROUTES = {"tickets.tasks.*": {"queue": "tickets"}, "agents.tasks.*": {"queue": "agents"}}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Workers log through Django's LOGGING (JSON, with correlation ids), straight to stderr.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -224,6 +266,7 @@ CELERY_WORKER_REDIRECT_STDOUTS = False
 CELERY_BEAT_SCHEDULE = {
     "sla-refresh": {"task": "tickets.tasks.sla_refresh", "schedule": 60.0},
     "intake-sweep": {"task": "tickets.tasks.intake_sweep", "schedule": 60.0},
+    "pipeline-sweep": {"task": "agents.tasks.pipeline_sweep", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(embedded.VAR_DIR / "celerybeat-schedule")
 
@@ -252,5 +295,7 @@ LOGGING = {
     "loggers": {
         "pgserver": {"level": "WARNING"},
         "django.db.backends": {"level": "WARNING"},
+        # The Anthropic SDK's DEBUG log dumps whole request bodies, i.e. ticket text.
+        "anthropic": {"level": "INFO"},
     },
 }

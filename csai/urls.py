@@ -3,6 +3,7 @@ from django.urls import path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from agents import api as agents_api
 from csai import health, metrics
 from tickets import api as tickets_api
 
@@ -18,6 +19,11 @@ urlpatterns = [
         "api/v1/tickets/<int:ticket_id>/",
         tickets_api.TicketDetailView.as_view(),
         name="api-ticket-detail",
+    ),
+    path(
+        "api/v1/tickets/<int:ticket_id>/decisions/",
+        agents_api.TicketDecisionListView.as_view(),
+        name="api-ticket-decisions",
     ),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -1,10 +1,21 @@
 import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from csai.celery import app as celery_app
+from csai.celery import worker_queues
 from tests.factories import UserFactory
 from tickets import roles, webhooks
 
@@ -72,3 +83,65 @@ def signed_post(client, body: bytes | dict, *, secret: str = WEBHOOK_SECRET, tim
     headers.setdefault("HTTP_X_CSAI_SIGNATURE", webhooks.sign(secret=secret, body=raw, timestamp=timestamp))
     headers.setdefault("content_type", "application/json")
     return client.post(WEBHOOK_URL, raw, **headers)
+
+
+# --- a real Celery worker -------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def purge_queues():
+    with celery_app.connection_for_write() as conn:
+        for queue in worker_queues().split(","):
+            conn.default_channel.queue_purge(queue)
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen
+    log: Path
+
+    def wait_for(self, predicate, timeout=60.0) -> bool:
+        """Poll until ``predicate`` holds; give up early if the worker died."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if predicate():
+                return True
+            time.sleep(0.2)
+        return False
+
+    def output(self) -> str:
+        return self.log.read_text()[-3000:]
+
+
+@pytest.fixture
+def worker(tmp_path):
+    """Start a worker on the test database; stop it afterwards."""
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgresql://{db['USER']}@{quote(db['HOST'], safe='')}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "CSAI_WEBHOOK_SECRET": settings.CSAI_WEBHOOK_SECRET,
+    }
+    log = tmp_path / "worker.log"
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "csai",
+        "worker",
+        "--pool=solo",
+        "-Q",
+        worker_queues(),
+        "--loglevel=INFO",
+    ]
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+    try:
+        yield Worker(process, log)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

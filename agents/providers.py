@@ -1,0 +1,96 @@
+"""Trained local models and the knowledge-base index, each loaded once per worker process.
+
+A cheap query per use tells whether the active version changed (a new model was trained,
+or the knowledge base was edited); only then is the artifact loaded or the index rebuilt.
+"""
+
+from dataclasses import dataclass
+from threading import Lock
+
+from django.db.models import Count, Max
+
+from agents.ml import TextClassifier
+from agents.models import KnowledgeArticle, ModelVersion
+from agents.retrieval import KnowledgeIndex
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    id: int
+    version: int
+    decision_type: str
+    classifier: TextClassifier
+
+    @property
+    def name(self) -> str:
+        return f"{self.decision_type} v{self.version} ({self.classifier.ALGORITHM})"
+
+
+_models: dict[str, LoadedModel] = {}
+_lock = Lock()
+
+
+def active_model(decision_type: str) -> LoadedModel | None:
+    row = (
+        ModelVersion.objects.filter(decision_type=decision_type, is_active=True)
+        .values_list("id", "version")
+        .first()
+    )
+    if row is None:
+        return None
+    loaded = _models.get(decision_type)
+    if loaded is not None and loaded.id == row[0]:
+        return loaded
+    with _lock:
+        artifact = ModelVersion.objects.values_list("artifact", flat=True).get(pk=row[0])
+        loaded = LoadedModel(
+            id=row[0],
+            version=row[1],
+            decision_type=decision_type,
+            classifier=TextClassifier.from_bytes(bytes(artifact)),
+        )
+        _models[decision_type] = loaded
+    return loaded
+
+
+@dataclass(frozen=True)
+class KnowledgeItem:
+    id: int
+    kind: str
+    title: str
+    body: str
+    category: str
+
+
+@dataclass
+class _KnowledgeCache:
+    stamp: tuple | None = None
+    items: dict[int, KnowledgeItem] | None = None
+    index: KnowledgeIndex | None = None
+
+
+_knowledge = _KnowledgeCache()
+
+
+def knowledge_search(text: str, *, kind: str, k: int = 3) -> list[tuple[KnowledgeItem, float]]:
+    """Active articles or templates most similar to ``text``, best first, with their score."""
+    active = KnowledgeArticle.objects.filter(is_active=True)
+    stamp = tuple(active.aggregate(n=Count("id"), changed=Max("updated_at")).values())
+    if stamp != _knowledge.stamp:
+        with _lock:
+            items = {
+                a.pk: KnowledgeItem(a.pk, a.kind, a.title, a.body, a.category)
+                for a in active.only("id", "kind", "title", "body", "category")
+            }
+            _knowledge.index = KnowledgeIndex([(pk, f"{i.title}\n{i.body}") for pk, i in items.items()])
+            _knowledge.items = items
+            _knowledge.stamp = stamp
+    hits = _knowledge.index.search(text, k=k * 3)
+    found = [(_knowledge.items[pk], score) for pk, score in hits if _knowledge.items[pk].kind == kind]
+    return found[:k]
+
+
+def forget_loaded() -> None:
+    """Drop every cached model and index (tests; after a restore)."""
+    _models.clear()
+    _knowledge.stamp = _knowledge.items = _knowledge.index = None

@@ -1,0 +1,10 @@
+from django.dispatch import receiver
+
+from tickets import signals
+
+
+@receiver(signals.ticket_ready_for_triage)
+def start_pipeline(sender, *, ticket_id: int, **_):
+    from agents.tasks import pipeline_start
+
+    pipeline_start.delay(ticket_id)

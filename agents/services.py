@@ -1,0 +1,336 @@
+"""Every write the agents app makes: runs, decisions, labels, model versions, dead letters."""
+
+import logging
+import random
+import traceback as traceback_module
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from agents import signals
+from agents.context import context_build
+from agents.ml import TextClassifier, evaluate_predictions
+from agents.models import AgentDecision, DeadLetter, HumanLabel, ModelVersion, PipelineRun
+from agents.proposers import Proposal
+from tickets.models import Category, Channel, Customer, Priority, Ticket
+from tickets.services import FALLBACK_SLA_MINUTES
+
+logger = logging.getLogger(__name__)
+
+
+def pipeline_run_start(*, ticket_id: int) -> PipelineRun | None:
+    """Start a run for a ticket in triage, or return the one already running.
+
+    The ticket row is locked while its context is built, so two deliveries of the start
+    task make one run. None when the ticket is gone.
+    """
+    with transaction.atomic():
+        ticket = Ticket.objects.select_for_update().select_related("customer").filter(pk=ticket_id).first()
+        if ticket is None:
+            return None
+        running = PipelineRun.objects.filter(ticket=ticket, status=PipelineRun.Status.RUNNING).first()
+        if running is not None:
+            return running
+        last = PipelineRun.objects.filter(ticket=ticket).aggregate(n=Max("number"))["n"] or 0
+        return PipelineRun.objects.create(
+            ticket=ticket,
+            number=last + 1,
+            context=context_build(ticket=ticket).to_dict(),
+            correlation_id=ticket.correlation_id,
+            started_at=timezone.now(),
+        )
+
+
+@dataclass(frozen=True)
+class Timed:
+    proposal: Proposal
+    latency_ms: float
+
+
+def decisions_record(*, run: PipelineRun, proposals: Sequence[Timed]) -> list[AgentDecision]:
+    """Store a step's proposals; a proposal already stored for this run is found, not doubled.
+
+    Call inside the transaction that also advances the ticket's stage.
+    """
+    stored = []
+    now = timezone.now()
+    for timed in proposals:
+        p = timed.proposal
+        decision, _ = AgentDecision.objects.get_or_create(
+            run=run,
+            decision_type=p.decision_type,
+            defaults={
+                "ticket_id": run.ticket_id,
+                "agent": p.agent,
+                "value": p.value,
+                "label": p.label,
+                "raw_confidence": min(1.0, max(0.0, p.confidence)),
+                "out_of_scope": p.out_of_scope,
+                "guardrail_violations": list(p.guardrail_violations),
+                "reasoning": p.reasoning,
+                "evidence": p.evidence,
+                "provider": p.provider,
+                "model_version_id": p.model_version_id,
+                "model_name": p.model_name[:100],
+                "prompt_version": p.prompt_version,
+                "latency_ms": timed.latency_ms,
+                "input_tokens": p.input_tokens,
+                "output_tokens": p.output_tokens,
+                "cost_usd": p.cost_usd,
+                "correlation_id": run.correlation_id,
+                "created_at": now,
+            },
+        )
+        stored.append(decision)
+    return stored
+
+
+def decisions_submit(*, decisions: Iterable[AgentDecision]) -> None:
+    """Hand recorded decisions to whoever applies them (the autonomy controller listens)."""
+    for decision in decisions:
+        signals.decision_proposed.send(sender=AgentDecision, decision_id=decision.pk)
+
+
+def pipeline_run_finish(*, run: PipelineRun) -> bool:
+    updated = PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.Status.RUNNING).update(
+        status=PipelineRun.Status.DONE, finished_at=timezone.now(), updated_at=timezone.now()
+    )
+    return updated == 1
+
+
+def pipeline_run_touch(*, run: PipelineRun) -> None:
+    """Show the sweep that the run is moving."""
+    PipelineRun.objects.filter(pk=run.pk).update(updated_at=timezone.now())
+
+
+# --- dead letters ------------------------------------------------------------------------
+
+
+def dead_letter_record(
+    *, task_name: str, run_id: int | None, task_args: list, error: BaseException, attempts: int
+) -> DeadLetter:
+    """Park a step that failed for good, and mark its run dead so the sweep leaves it."""
+    run = PipelineRun.objects.filter(pk=run_id).first() if run_id is not None else None
+    with transaction.atomic():
+        letter = DeadLetter.objects.create(
+            ticket_id=run.ticket_id if run else None,
+            run=run,
+            task_name=task_name,
+            task_args=task_args,
+            error_type=type(error).__name__,
+            error_message=str(error)[:2000],
+            traceback="".join(traceback_module.format_exception(error))[-8000:],
+            attempts=attempts,
+            created_at=timezone.now(),
+        )
+        if run is not None:
+            PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.Status.RUNNING).update(
+                status=PipelineRun.Status.DEAD, updated_at=timezone.now()
+            )
+    logger.error(
+        "pipeline step dead-lettered",
+        extra={"task": task_name, "run_id": run_id, "error_type": letter.error_type, "attempts": attempts},
+    )
+    return letter
+
+
+def dead_letter_retry(*, letter: DeadLetter, actor, enqueue: Callable[[str, list, str], None]) -> bool:
+    """Send a dead-lettered step again; False when it was already retried.
+
+    ``enqueue(task_name, args, correlation_id)`` runs after commit.
+    """
+    with transaction.atomic():
+        updated = DeadLetter.objects.filter(pk=letter.pk, retried_at__isnull=True).update(
+            retried_at=timezone.now(), retried_by=actor
+        )
+        if not updated:
+            return False
+        correlation_id = ""
+        if letter.run_id is not None:
+            PipelineRun.objects.filter(pk=letter.run_id, status=PipelineRun.Status.DEAD).update(
+                status=PipelineRun.Status.RUNNING, updated_at=timezone.now()
+            )
+            correlation_id = letter.run.correlation_id
+        transaction.on_commit(lambda: enqueue(letter.task_name, letter.task_args, correlation_id))
+    logger.info("dead letter retried", extra={"letter_id": letter.pk, "task": letter.task_name})
+    return True
+
+
+# --- labels, training, import ------------------------------------------------------------
+
+
+def human_label_record(
+    *, ticket: Ticket, decision_type: str, value: str, source: str, actor=None
+) -> HumanLabel:
+    """The latest human answer for a ticket's decision type (training data)."""
+    label, _ = HumanLabel.objects.update_or_create(
+        ticket=ticket,
+        decision_type=decision_type,
+        defaults={"value": value, "source": source, "labeled_by": actor, "created_at": timezone.now()},
+    )
+    return label
+
+
+MIN_TRAINING_EXAMPLES = 20
+HELD_OUT_SHARE = 0.2
+
+
+def training_examples(*, decision_type: str) -> tuple[list[str], list[str]]:
+    rows = HumanLabel.objects.filter(decision_type=decision_type).order_by("id")
+    rows = rows.values_list("ticket__subject", "ticket__body", "value")
+    texts, labels = [], []
+    for subject, body, value in rows.iterator(chunk_size=5000):
+        texts.append(f"{subject}\n{body}")
+        labels.append(value)
+    return texts, labels
+
+
+def _split(texts: list[str], labels: list[str], *, seed: int) -> tuple[list[int], list[int]]:
+    """Indices of a stratified train / held-out split; classes with one example only train."""
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    rng = random.Random(seed)
+    train, held = [], []
+    for indices in by_label.values():
+        rng.shuffle(indices)
+        n_held = int(len(indices) * HELD_OUT_SHARE) if len(indices) > 1 else 0
+        held += indices[:n_held]
+        train += indices[n_held:]
+    return sorted(train), sorted(held)
+
+
+def model_train(*, decision_type: str, activate: bool = True, seed: int = 0) -> ModelVersion | None:
+    """Train a classifier on the human labels of one decision type and register it.
+
+    A stratified fifth of the labels is held out for the metrics stored with the version;
+    the model is trained on the rest. None when there are too few labels or classes.
+    """
+    texts, labels = training_examples(decision_type=decision_type)
+    if len(texts) < MIN_TRAINING_EXAMPLES or len(set(labels)) < 2:
+        return None
+    train, held = _split(texts, labels, seed=seed)
+    classifier = TextClassifier.fit([texts[i] for i in train], [labels[i] for i in train], seed=seed)
+    metrics = {}
+    if held:
+        predictions = classifier.predict_many([texts[i] for i in held])
+        metrics = evaluate_predictions(predictions, [labels[i] for i in held])
+    with transaction.atomic():
+        last = (
+            ModelVersion.objects.select_for_update()
+            .filter(decision_type=decision_type)
+            .aggregate(n=Max("version"))["n"]
+            or 0
+        )
+        if activate:
+            ModelVersion.objects.filter(decision_type=decision_type, is_active=True).update(is_active=False)
+        version = ModelVersion.objects.create(
+            decision_type=decision_type,
+            version=last + 1,
+            algorithm=classifier.ALGORITHM,
+            artifact=classifier.to_bytes(),
+            training_size=len(train),
+            labels=classifier.labels,
+            metrics=metrics,
+            is_active=activate,
+            trained_at=timezone.now(),
+        )
+    logger.info(
+        "model trained", extra={"decision_type": decision_type, "version": version.version, **metrics}
+    )
+    return version
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    external_id: str
+    subject: str
+    body: str
+    labels: dict[str, str]  # decision type -> label
+
+
+HISTORY_CUSTOMER = "imported-history"
+IMPORT_BATCH = 1000
+
+
+def history_import(
+    *, rows: Iterable[HistoryRow], source: str, progress: Callable[[int], None] = lambda n: None
+) -> int:
+    """Store labeled history as resolved tickets with human labels; returns how many are new.
+
+    Idempotent on (source, external id): importing a file twice adds nothing. Labels that
+    are a ticket field's value (a default category, a priority) also set that field.
+    """
+    customer, _ = Customer.objects.get_or_create(
+        external_id=HISTORY_CUSTOMER, defaults={"name": "Imported history"}
+    )
+    created = 0
+    batch: list[HistoryRow] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == IMPORT_BATCH:
+            created += _import_batch(batch, source=source, customer=customer)
+            progress(len(batch))
+            batch = []
+    if batch:
+        created += _import_batch(batch, source=source, customer=customer)
+        progress(len(batch))
+    return created
+
+
+def _import_batch(batch: list[HistoryRow], *, source: str, customer: Customer) -> int:
+    now = timezone.now()
+    first_due = now + timedelta(minutes=FALLBACK_SLA_MINUTES[0])
+    resolution_due = now + timedelta(minutes=FALLBACK_SLA_MINUTES[1])
+    with transaction.atomic():
+        known = set(
+            Ticket.objects.filter(source=source, external_id__in=[r.external_id for r in batch]).values_list(
+                "external_id", flat=True
+            )
+        )
+        fresh = [r for r in batch if r.external_id not in known]
+        tickets = Ticket.objects.bulk_create(
+            [
+                Ticket(
+                    source=source,
+                    external_id=r.external_id,
+                    customer=customer,
+                    subject=r.subject[:300],
+                    body=r.body,
+                    channel=Channel.API,
+                    status=Ticket.Status.RESOLVED,
+                    stage=Ticket.Stage.END,
+                    category=r.labels.get("category", "")
+                    if r.labels.get("category") in Category.values
+                    else "",
+                    priority=r.labels.get("priority", "")
+                    if r.labels.get("priority") in Priority.values
+                    else "",
+                    first_response_due=first_due,
+                    resolution_due=resolution_due,
+                    correlation_id=f"import-{source}"[:64],
+                    created_at=now,
+                    resolved_at=now,
+                )
+                for r in fresh
+            ]
+        )
+        HumanLabel.objects.bulk_create(
+            [
+                HumanLabel(
+                    ticket=ticket,
+                    decision_type=decision_type,
+                    value=value[:64],
+                    source=HumanLabel.Source.IMPORT,
+                    created_at=now,
+                )
+                for ticket, row in zip(tickets, fresh, strict=True)
+                for decision_type, value in row.labels.items()
+                if value
+            ]
+        )
+    return len(fresh)

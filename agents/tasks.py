@@ -1,0 +1,234 @@
+"""The agents pipeline: one Celery task per agent step, each enqueuing the next.
+
+classify (stage classifier → selection) → select (→ action) → escalate → update (→ end).
+A step reloads its run by id, checks the ticket's stage, and finds the decisions it
+already stored, so a step delivered twice (``acks_late``, a worker killed mid-task)
+writes nothing twice. Transient errors retry with backoff and jitter, five tries in all;
+then a dead letter keeps the step for a person to retry, and a sweep restarts runs
+whose next message was lost.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import redis
+from celery import Task, current_app, shared_task
+from django.db import InterfaceError, OperationalError, transaction
+from django.utils import timezone
+
+from agents import proposers, services
+from agents.context import TicketContext
+from agents.models import AgentDecision, DecisionType, PipelineRun
+from agents.proposers import Proposal
+from csai.logging import TASK_HEADER
+from tickets.models import Ticket
+from tickets.services import ticket_advance_stage
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, redis.ConnectionError, redis.TimeoutError)
+MAX_TRIES = 5
+
+
+class PipelineTask(Task):
+    """Retries transient errors; a step that fails for good becomes a dead letter."""
+
+    acks_late = True
+    autoretry_for = TRANSIENT_ERRORS
+    retry_backoff = True
+    retry_backoff_max = 120
+    retry_jitter = True
+    max_retries = MAX_TRIES - 1
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        services.dead_letter_record(
+            task_name=self.name,
+            run_id=args[0] if args else None,
+            task_args=list(args),
+            error=exc,
+            attempts=self.request.retries + 1,
+        )
+
+
+def send(task_name: str, args: list, correlation_id: str) -> None:
+    current_app.tasks[task_name].apply_async(args, headers={TASK_HEADER: correlation_id})
+
+
+@shared_task(base=PipelineTask)
+def pipeline_start(ticket_id: int) -> str:
+    run = services.pipeline_run_start(ticket_id=ticket_id)
+    if run is None:
+        return "missing"
+    send(classify_step.name, [run.pk], run.correlation_id)
+    return f"run:{run.pk}"
+
+
+@dataclass(frozen=True)
+class Step:
+    stage: str  # the stage the ticket must have reached
+    next_stage: str
+    # decision type -> the agent function proposing it, given the context and earlier decisions
+    agents: dict[str, Callable[[TicketContext, dict[str, Proposal]], Proposal]]
+    next_task: str | None
+
+
+def _proposal(decision: AgentDecision) -> Proposal:
+    """An earlier step's stored decision, as the later agents read it."""
+    return Proposal(
+        agent=decision.agent,
+        decision_type=decision.decision_type,
+        value=decision.value,
+        label=decision.label,
+        confidence=decision.raw_confidence,
+        reasoning=decision.reasoning,
+        evidence=decision.evidence,
+        out_of_scope=decision.out_of_scope,
+    )
+
+
+STAGE_ORDER = list(Ticket.Stage.values)
+
+
+def _run_step(run_id: int, step: Step) -> str:
+    run = PipelineRun.objects.select_related("ticket").filter(pk=run_id).first()
+    if run is None:
+        return "missing"
+    if run.status != PipelineRun.Status.RUNNING:
+        return f"run-{run.status}"
+    if STAGE_ORDER.index(run.ticket.stage) < STAGE_ORDER.index(step.stage):
+        logger.warning("step before its stage", extra={"run_id": run_id, "stage": run.ticket.stage})
+        return "not-ready"
+    decisions = {d.decision_type: d for d in run.decisions.all()}
+    missing = [t for t in step.agents if t not in decisions]
+    fresh: list[AgentDecision] = []
+    with transaction.atomic():
+        if missing:
+            ctx = TicketContext.from_dict(run.context)
+            earlier = {t: _proposal(d) for t, d in decisions.items()}
+            timed = [_timed(step.agents[t], ctx, earlier) for t in missing]
+            fresh = services.decisions_record(run=run, proposals=timed)
+        if step.stage != step.next_stage:
+            ticket_advance_stage(ticket_id=run.ticket_id, from_stage=step.stage, to_stage=step.next_stage)
+        if step.next_task is None:
+            services.pipeline_run_finish(run=run)
+        else:
+            services.pipeline_run_touch(run=run)
+            transaction.on_commit(lambda: send(step.next_task, [run.pk], run.correlation_id))
+    # Outside the transaction: the listener applies decisions in transactions of its own.
+    services.decisions_submit(decisions=fresh or [decisions[t] for t in step.agents])
+    return "decided" if missing else "already-decided"
+
+
+def _timed(agent, ctx: TicketContext, earlier: dict[str, Proposal]) -> services.Timed:
+    started = time.perf_counter()
+    proposal = agent(ctx, earlier)
+    return services.Timed(proposal, (time.perf_counter() - started) * 1000)
+
+
+T = DecisionType
+S = Ticket.Stage
+CLASSIFY = Step(
+    S.CLASSIFIER,
+    S.SELECTION,
+    {
+        T.CATEGORY: lambda ctx, _: proposers.classify_category(ctx),
+        T.PRIORITY: lambda ctx, _: proposers.classify_priority(ctx),
+    },
+    "agents.tasks.select_step",
+)
+SELECT = Step(
+    S.SELECTION,
+    S.ACTION,
+    {
+        T.STRATEGY: lambda ctx, e: proposers.select_strategy(
+            ctx, category=e[T.CATEGORY], priority=e[T.PRIORITY]
+        )
+    },
+    "agents.tasks.escalate_step",
+)
+ESCALATE = Step(
+    S.ACTION,
+    S.ACTION,
+    {
+        T.ESCALATION: lambda ctx, e: proposers.decide_escalation(
+            ctx, category=e[T.CATEGORY], priority=e[T.PRIORITY], strategy=e[T.STRATEGY]
+        )
+    },
+    "agents.tasks.update_step",
+)
+UPDATE = Step(
+    S.ACTION,
+    S.END,
+    {
+        T.REPLY: lambda ctx, e: proposers.draft_updates(
+            ctx,
+            category=e[T.CATEGORY],
+            priority=e[T.PRIORITY],
+            strategy=e[T.STRATEGY],
+            escalation=e[T.ESCALATION],
+        )
+    },
+    None,
+)
+
+
+@shared_task(base=PipelineTask)
+def classify_step(run_id: int) -> str:
+    return _run_step(run_id, CLASSIFY)
+
+
+@shared_task(base=PipelineTask)
+def select_step(run_id: int) -> str:
+    return _run_step(run_id, SELECT)
+
+
+@shared_task(base=PipelineTask)
+def escalate_step(run_id: int) -> str:
+    return _run_step(run_id, ESCALATE)
+
+
+@shared_task(base=PipelineTask)
+def update_step(run_id: int) -> str:
+    return _run_step(run_id, UPDATE)
+
+
+STEPS = ((CLASSIFY, classify_step), (SELECT, select_step), (ESCALATE, escalate_step), (UPDATE, update_step))
+
+# A step normally follows the previous one within seconds; a run quiet for this long lost
+# its next message (broker restart, a crash between commit and send) and is nudged again.
+RUN_GRACE = timedelta(minutes=5)
+TRIAGE_GRACE = timedelta(minutes=2)
+SWEEP_BATCH = 200
+
+
+def _step_for(run: PipelineRun) -> Task:
+    """The step to send again for a quiet run: the first whose decisions are missing."""
+    have = set(run.decisions.values_list("decision_type", flat=True))
+    return next((task for step, task in STEPS if not set(step.agents) <= have), update_step)
+
+
+@shared_task(acks_late=True)
+def pipeline_sweep() -> str:
+    """Send again the next step of quiet runs, and start runs for tickets stuck in triage."""
+    now = timezone.now()
+    quiet = PipelineRun.objects.filter(status=PipelineRun.Status.RUNNING, updated_at__lt=now - RUN_GRACE)
+    nudged = 0
+    for run in quiet.order_by("updated_at")[:SWEEP_BATCH]:
+        send(_step_for(run).name, [run.pk], run.correlation_id)
+        nudged += 1
+    waiting = (
+        Ticket.objects.filter(stage=Ticket.Stage.CLASSIFIER, updated_at__lt=now - TRIAGE_GRACE)
+        .exclude(pipeline_runs__status=PipelineRun.Status.RUNNING)
+        .exclude(pipeline_runs__status=PipelineRun.Status.DEAD)
+        .values_list("pk", "correlation_id")[:SWEEP_BATCH]
+    )
+    started = 0
+    for ticket_id, correlation_id in waiting:
+        send(pipeline_start.name, [ticket_id], correlation_id)
+        started += 1
+    if nudged or started:
+        logger.warning("pipeline sweep", extra={"nudged": nudged, "started": started})
+    return f"nudged:{nudged} started:{started}"
