@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from agents import signals
 from agents.context import context_build
-from agents.ml import TextClassifier, evaluate_predictions
+from agents.ml import TextClassifier, metrics
 from agents.models import AgentDecision, DeadLetter, HumanLabel, ModelVersion, PipelineRun
 from agents.proposers import Proposal
 from tickets.models import Category, Channel, Customer, Priority, Ticket
@@ -215,10 +215,11 @@ def model_train(*, decision_type: str, activate: bool = True, seed: int = 0) -> 
         return None
     train, held = _split(texts, labels, seed=seed)
     classifier = TextClassifier.fit([texts[i] for i in train], [labels[i] for i in train], seed=seed)
-    metrics = {}
+    held_out = {}
     if held:
         predictions = classifier.predict_many([texts[i] for i in held])
-        metrics = evaluate_predictions(predictions, [labels[i] for i in held])
+        scores = metrics(predictions, [labels[i] for i in held])
+        held_out = {key: scores[key] for key in ("n", "accuracy", "macro_f1", "ece", "brier")}
     with transaction.atomic():
         last = (
             ModelVersion.objects.select_for_update()
@@ -235,12 +236,12 @@ def model_train(*, decision_type: str, activate: bool = True, seed: int = 0) -> 
             artifact=classifier.to_bytes(),
             training_size=len(train),
             labels=classifier.labels,
-            metrics=metrics,
+            metrics=held_out,
             is_active=activate,
             trained_at=timezone.now(),
         )
     logger.info(
-        "model trained", extra={"decision_type": decision_type, "version": version.version, **metrics}
+        "model trained", extra={"decision_type": decision_type, "version": version.version, **held_out}
     )
     return version
 

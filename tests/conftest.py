@@ -114,9 +114,8 @@ class Worker:
         return self.log.read_text()[-3000:]
 
 
-@pytest.fixture
-def worker(tmp_path):
-    """Start a worker on the test database; stop it afterwards."""
+def start_worker(log: Path) -> Worker:
+    """A real Celery worker process on the test database and Redis, logging to ``log``."""
     db = connection.settings_dict
     env = {
         **os.environ,
@@ -124,24 +123,22 @@ def worker(tmp_path):
         "REDIS_URL": settings.REDIS_URL,
         "SECRET_KEY": settings.SECRET_KEY,
         "CSAI_WEBHOOK_SECRET": settings.CSAI_WEBHOOK_SECRET,
+        "ANTHROPIC_API_KEY": "",
     }
-    log = tmp_path / "worker.log"
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "csai",
-        "worker",
-        "--pool=solo",
-        "-Q",
-        worker_queues(),
-        "--loglevel=INFO",
-    ]
+    command = [sys.executable, "-m", "celery", "-A", "csai", "worker", "--pool=solo", "-Q", worker_queues()]
     with open(log, "w") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+        process = subprocess.Popen(  # noqa: S603
+            [*command, "--loglevel=INFO"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    return Worker(process, log)
+
+
+@pytest.fixture
+def worker(tmp_path):
+    """Start a worker on the test database; stop it afterwards."""
+    started = start_worker(tmp_path / "worker.log")
     try:
-        yield Worker(process, log)
+        yield started
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        started.process.terminate()
+        started.process.wait(timeout=30)
