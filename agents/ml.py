@@ -2,7 +2,7 @@
 
 Features: two TF-IDF views of the lower-cased text with sublinear term frequency, word
 1-2-grams and ``char_wb`` 2-5-grams (character n-grams inside word boundaries, which are
-robust to typos and inflections), stacked and L2-normalised. Model: multinomial logistic
+robust to typos and inflections; weighted 1.5), stacked and L2-normalised. Model: multinomial logistic
 regression. On banking77 this is as good as anything linear we tried (see the evaluate
 command), and one ticket is classified in about a millisecond.
 
@@ -137,7 +137,7 @@ class TextClassifier:
         if not len(texts):
             return []
         x = self._vectors(texts)
-        scores = x @ self.coef_t + self.intercept
+        scores = x.astype(np.float32) @ self.coef_t + self.intercept  # same dtype: no copy of coef_t
         scores -= scores.max(axis=1, keepdims=True)
         probabilities = np.exp(scores)
         probabilities /= probabilities.sum(axis=1, keepdims=True)
@@ -201,7 +201,9 @@ def correctness(predictions: Sequence[Prediction], truth: Sequence[str]) -> np.n
     return np.array([p.label == t for p, t in zip(predictions, truth, strict=True)], dtype=float)
 
 
-def expected_calibration_error(confidences: Sequence[float], correct: Sequence[float], *, bins: int = 15) -> float:
+def expected_calibration_error(
+    confidences: Sequence[float], correct: Sequence[float], *, bins: int = 15
+) -> float:
     """ECE: sum over equal-width confidence bins of (bin share) * |accuracy - mean confidence|."""
     return sum(
         row["n"] / len(confidences) * abs(row["accuracy"] - row["confidence"])
@@ -257,7 +259,11 @@ def metrics(
         "n_in_scope": int(in_scope.sum()),
         "accuracy": float(correct[in_scope].mean()) if in_scope.any() else math.nan,
         "macro_f1": (
-            float(f1_score(in_truth, in_predicted, labels=sorted(set(in_truth)), average="macro", zero_division=0))
+            float(
+                f1_score(
+                    in_truth, in_predicted, labels=sorted(set(in_truth)), average="macro", zero_division=0
+                )
+            )
             if in_truth
             else math.nan
         ),

@@ -94,7 +94,7 @@ def test_make_run_serves_the_product_and_a_stop_signal_leaves_nothing_running(la
     )
     assert created.status_code == 201
 
-    # The demo login works and sees the ticket, moved into triage by the Celery worker.
+    # The demo login works and sees the ticket, decided by the four agents in the Celery worker.
     with httpx.Client(base_url=base) as browser:
         browser.get("/admin/login/")
         login = browser.post(
@@ -109,11 +109,13 @@ def test_make_run_serves_the_product_and_a_stop_signal_leaves_nothing_running(la
         )
         assert login.status_code in (200, 302) and "sessionid" in browser.cookies
 
-        def triaged():
-            ticket = browser.get(f"/api/v1/tickets/{created.json()['ticket_id']}/").json()
-            return ticket["stage"] == "classifier"
+        def decided():
+            decisions = browser.get(f"/api/v1/tickets/{created.json()['ticket_id']}/decisions/").json()
+            return {d["agent"] for d in decisions} == {"classifier", "selector", "escalation", "updates"}
 
-        assert wait_for(triaged, 60), "".join(output)[-4000:]
+        assert wait_for(decided, 90), "".join(output)[-4000:]
+        ticket = browser.get(f"/api/v1/tickets/{created.json()['ticket_id']}/").json()
+        assert ticket["stage"] == "end"
         # Demo data was loaded and demo traffic is flowing through the webhook.
         assert wait_for(lambda: len(browser.get("/api/v1/tickets/?page_size=200").json()["results"]) > 1, 30)
 

@@ -83,7 +83,9 @@ class Command(BaseCommand):
             "--test-where", action="append", default=[], metavar="COL=VALUE", help="Keep matching rows."
         )
         parser.add_argument(
-            "--oos-label", default=None, help="Label meaning out-of-scope: not trained on, expected to go to a human."
+            "--oos-label",
+            default=None,
+            help="Label meaning out-of-scope: not trained on, expected to go to a human.",
         )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
@@ -91,7 +93,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         text_col, label_col, oos_label = options["text_col"], options["label_col"], options["oos_label"]
         train_rows = load_rows(
-            options["train"], text_col=text_col, label_col=label_col, where=parse_where(options["train_where"])
+            options["train"],
+            text_col=text_col,
+            label_col=label_col,
+            where=parse_where(options["train_where"]),
         )
         test_rows = load_rows(
             options["test"], text_col=text_col, label_col=label_col, where=parse_where(options["test_where"])

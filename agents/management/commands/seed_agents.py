@@ -23,7 +23,11 @@ class Command(BaseCommand):
         self.stdout.write(f"Knowledge base: {created} starter articles and templates added.")
         if not HumanLabel.objects.exists():
             with tqdm(
-                total=history, desc="demo history", unit="ticket", file=sys.stderr, disable=None if verbosity else True
+                total=history,
+                desc="demo history",
+                unit="ticket",
+                file=sys.stderr,
+                disable=None if verbosity else True,
             ) as bar:
                 created = services.history_import(
                     rows=demo.history_rows(count=history), source="demo-history", progress=bar.update

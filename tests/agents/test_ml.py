@@ -1,0 +1,194 @@
+import csv
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from agents.ml import Prediction, TextClassifier, metrics
+from tickets.demo import generate_tickets
+
+OUT_OF_SCOPE = [
+    "Preheat the oven to 180 degrees, whisk three eggs with the sugar and fold in the flour.",
+    "qwzx plorb vrenk dlaff sktoo mmbrr",
+]
+
+
+def _text(ticket: dict) -> str:
+    return f"{ticket['subject']}\n{ticket['body']}"
+
+
+def _category(ticket: dict) -> str:
+    return ticket["metadata"]["demo_truth"]["category"]
+
+
+@pytest.fixture(scope="module")
+def history() -> list[dict]:
+    return generate_tickets(count=500, seed=11)
+
+
+@pytest.fixture(scope="module")
+def held_out() -> list[dict]:
+    return generate_tickets(count=200, seed=12)
+
+
+@pytest.fixture(scope="module")
+def classifier(history) -> TextClassifier:
+    return TextClassifier.fit([_text(t) for t in history], [_category(t) for t in history], seed=0)
+
+
+def test_it_learns_the_demo_categories(classifier, held_out):
+    predictions = classifier.predict_many([_text(t) for t in held_out])
+    result = metrics(predictions, [_category(t) for t in held_out])
+    assert len(classifier.labels) == 6
+    assert result["accuracy"] > 0.85  # chance is 1/6; measured 0.99
+    assert result["n_in_scope"] == 200
+
+
+def test_a_prediction_carries_label_confidence_and_the_best_three(classifier, held_out):
+    prediction = classifier.predict(_text(held_out[0]))
+    assert isinstance(prediction, Prediction)
+    assert prediction.label == prediction.top[0][0]
+    assert len(prediction.top) == 3
+    assert [p for _, p in prediction.top] == sorted((p for _, p in prediction.top), reverse=True)
+    assert 0 <= prediction.confidence <= prediction.probability <= 1
+    assert 0 <= prediction.scope <= 1
+    assert prediction.confidence == pytest.approx(prediction.probability * prediction.scope)
+
+
+def test_it_predicts_the_same_one_at_a_time_and_in_bulk(classifier, held_out):
+    texts = [_text(t) for t in held_out[:20]]
+    one_by_one = [classifier.predict(text) for text in texts]
+    in_bulk = classifier.predict_many(texts)
+    for single, bulk in zip(one_by_one, in_bulk, strict=True):
+        assert single.label == bulk.label
+        assert single.confidence == pytest.approx(bulk.confidence)
+
+
+def test_it_round_trips_through_bytes(classifier, held_out):
+    data = classifier.to_bytes()
+    assert isinstance(data, bytes)
+    restored = TextClassifier.from_bytes(data)
+    texts = [_text(t) for t in held_out[:50]]
+    assert restored.predict_many(texts) == classifier.predict_many(texts)
+    assert restored.labels == classifier.labels
+
+
+def test_it_refuses_bytes_that_are_not_a_classifier():
+    import pickle
+
+    with pytest.raises(TypeError):
+        TextClassifier.from_bytes(pickle.dumps({"not": "a model"}))
+
+
+def test_an_out_of_scope_text_gets_low_confidence(classifier, held_out):
+    in_scope = [p.confidence for p in classifier.predict_many([_text(t) for t in held_out[:50]])]
+    for text in OUT_OF_SCOPE:
+        prediction = classifier.predict(text)
+        assert prediction.confidence < 0.5
+        assert prediction.confidence < min(in_scope)
+        assert prediction.scope < 1
+
+
+def test_it_is_deterministic_for_a_seed(history, held_out):
+    texts, labels = [_text(t) for t in history[:200]], [_category(t) for t in history[:200]]
+    first = TextClassifier.fit(texts, labels, seed=3)
+    second = TextClassifier.fit(texts, labels, seed=3)
+    probe = [_text(t) for t in held_out[:30]] + OUT_OF_SCOPE
+    assert first.predict_many(probe) == second.predict_many(probe)
+
+
+def test_it_trains_on_two_labels(history):
+    texts = [_text(t) for t in history[:100]]
+    labels = ["BILLING_INQUIRY" if _category(t) == "BILLING_INQUIRY" else "OTHER" for t in history[:100]]
+    prediction = TextClassifier.fit(texts, labels).predict(texts[0])
+    assert prediction.label == labels[0]
+    assert len(prediction.top) == 2
+
+
+def test_it_needs_two_labels():
+    with pytest.raises(ValueError, match="two different labels"):
+        TextClassifier.fit(["a ticket", "another ticket"], ["X", "X"])
+
+
+def test_metrics_count_out_of_scope_rows_as_wrong_answers():
+    def prediction(label: str, confidence: float) -> Prediction:
+        return Prediction(label, confidence, confidence, 1.0, ((label, confidence),))
+
+    predictions = [prediction("A", 0.9), prediction("B", 0.8), prediction("A", 0.6), prediction("A", 0.3)]
+    result = metrics(predictions, ["A", "B", "B", "oos"], out_of_scope={"oos"})
+    assert result["n"] == 4
+    assert result["n_in_scope"] == 3
+    assert result["accuracy"] == pytest.approx(2 / 3)
+    assert result["brier"] == pytest.approx((0.1**2 + 0.2**2 + 0.6**2 + 0.3**2) / 4)
+    assert result["out_of_scope"] == {
+        "n": 1,
+        "confidence_above_0_5": 0,
+        "mean_confidence": pytest.approx(0.3),
+    }
+    assert sum(row["n"] for row in result["reliability"]) == 4
+
+
+def _write_csv(path, rows: list[dict]) -> str:
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return str(path)
+
+
+def test_the_evaluate_command_prints_json_and_counts_out_of_scope_rows(tmp_path, capsys, history, held_out):
+    rows = [{"text": _text(t), "category": _category(t), "split": "train"} for t in history[:300]]
+    rows += [{"text": _text(t), "category": _category(t), "split": "test"} for t in held_out[:40]]
+    rows += [
+        {"text": text, "category": "oos", "split": split}
+        for text in OUT_OF_SCOPE
+        for split in ("train", "test")
+    ]
+    rows += [
+        {"text": "Arctic terns migrate from pole to pole every year.", "category": "BIRDS", "split": "test"}
+    ]
+    data = _write_csv(tmp_path / "tickets.csv", rows)
+
+    call_command(
+        "evaluate",
+        "--train", data, "--test", data, "--label-col", "category",
+        "--train-where", "split=train", "--test-where", "split=test", "--oos-label", "oos", "--json",
+    )  # fmt: skip
+
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 43
+    assert result["n_in_scope"] == 40
+    assert result["labels"] == 6  # the oos rows are not trained on
+    assert result["out_of_scope"]["n"] == 3
+    assert result["out_of_scope"]["confidence_above_0_5"] == 0
+    assert result["accuracy"] > 0.8
+    for key in ("macro_f1", "ece", "brier", "p50_ms", "p95_ms", "train_seconds", "algorithm"):
+        assert key in result
+
+
+def test_the_evaluate_command_prints_a_summary(tmp_path, capsys, history):
+    rows = [{"text": _text(t), "category": _category(t)} for t in history[:120]]
+    data = _write_csv(tmp_path / "tickets.csv", rows)
+    call_command("evaluate", "--train", data, "--test", data, "--label-col", "category")
+    out = capsys.readouterr().out
+    assert "accuracy" in out
+    assert "120 test rows" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--train", "/nonexistent.csv"], "no such file"),
+        (["--label-col", "nope"], "no column nope"),
+        (["--train-where", "split=nothing"], "training set is empty"),
+        (["--train-where", "split"], "expected COLUMN=VALUE"),
+    ],
+)
+def test_the_evaluate_command_rejects_bad_input(tmp_path, history, args, message):
+    rows = [{"text": _text(t), "category": _category(t), "split": "train"} for t in history[:20]]
+    data = _write_csv(tmp_path / "tickets.csv", rows)
+    defaults = {"--train": data, "--test": data, "--label-col": "category"}
+    defaults.update(dict(zip(args[::2], args[1::2], strict=True)))
+    with pytest.raises(CommandError, match=message):
+        call_command("evaluate", *[item for pair in defaults.items() for item in pair])
