@@ -158,9 +158,7 @@ class Ticket(models.Model):
                 fields=["created_at"], name="ticket_awaiting_intake_idx", condition=Q(stage="trigger")
             ),
             # pipeline_sweep: tickets in triage whose pipeline never started.
-            models.Index(
-                fields=["updated_at"], name="ticket_in_triage_idx", condition=Q(stage="classifier")
-            ),
+            models.Index(fields=["updated_at"], name="ticket_in_triage_idx", condition=Q(stage="classifier")),
         ]
 
     def __str__(self) -> str:
