@@ -21,7 +21,8 @@ like the training texts of the label it was given:
   and one that shares little more than stop words and common letter runs with the label's
   texts has scope near 0.
 
-``confidence = probability * scope``. Scope only ever lowers the confidence, it never
+``confidence = probability * scope``, and 0 for a text out of scope (scope below
+``OUT_OF_SCOPE_BELOW``): a person decides those. Scope only ever lowers the confidence, it never
 changes the label; the ranking of confidences stays monotone with correctness in practice
 (a text far from its label's centroid is also more often wrong), which keeps the confidence
 usable for calibration and thresholds.
@@ -48,6 +49,8 @@ TOP_K = 3
 CHAR_WEIGHT = 1.5
 SCOPE_QUANTILE = 10  # percent of training texts allowed below full scope
 SCOPE_LOW_FRACTION = 0.25  # low = this fraction of high
+# Below this scope a text is out of scope: confidence 0, whatever the probability.
+OUT_OF_SCOPE_BELOW = 0.5
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,10 @@ class Prediction:
     probability: float  # the classifier's own top-class probability, before the scope factor
     scope: float  # 0..1 how much the text resembles the training data of its label (1 = typical)
     top: tuple[tuple[str, float], ...]  # best 3 (label, probability)
+
+    @property
+    def out_of_scope(self) -> bool:
+        return self.scope < OUT_OF_SCOPE_BELOW
 
 
 def _normalise(text: str) -> str:
@@ -150,7 +157,7 @@ class TextClassifier:
             predictions.append(
                 Prediction(
                     label=self.labels[order[0]],
-                    confidence=probability * float(scope),
+                    confidence=probability * float(scope) if scope >= OUT_OF_SCOPE_BELOW else 0.0,
                     probability=probability,
                     scope=float(scope),
                     top=tuple((self.labels[i], float(row[i])) for i in order),

@@ -90,7 +90,7 @@ class Proposal:
 
 def _local_label(decision_type: str, ctx: TicketContext, model: LoadedModel) -> Proposal:
     prediction = model.classifier.predict(ctx.text)
-    out_of_scope = prediction.scope < settings.CSAI_OUT_OF_SCOPE_BELOW
+    out_of_scope = prediction.out_of_scope
     alternatives = ", ".join(f"{label} {p:.2f}" for label, p in prediction.top[1:])
     reasoning = (
         f"Local model {model.name}: {prediction.label} with probability {prediction.probability:.2f}"
@@ -103,7 +103,7 @@ def _local_label(decision_type: str, ctx: TicketContext, model: LoadedModel) -> 
         decision_type=decision_type,
         value={decision_type: prediction.label},
         label=prediction.label,
-        confidence=0.0 if out_of_scope else prediction.confidence,
+        confidence=prediction.confidence,
         reasoning=reasoning,
         evidence={"top": [list(pair) for pair in prediction.top], "scope": prediction.scope},
         provider=Provider.LOCAL,

@@ -236,9 +236,6 @@ CSAI_LLM_PRICE_OUT_PER_MTOK = _usd(
 CSAI_LLM_SAMPLES = env_int("CSAI_LLM_SAMPLES", 3, minimum=1)
 
 # --- agents ---------------------------------------------------------------------------
-# A text whose resemblance to the model's training data (agents.ml scope) is below this is
-# out of scope: confidence 0, and a person decides.
-CSAI_OUT_OF_SCOPE_BELOW = 0.5
 # Guardrails on every outgoing text; a violation blocks it. Empty list: the built-in
 # phrases (agents.guardrails.DEFAULT_FORBIDDEN_PHRASES).
 CSAI_GUARDRAIL_MAX_LENGTH = env_int("CSAI_GUARDRAIL_MAX_LENGTH", 4000, minimum=100)
