@@ -169,7 +169,9 @@ def _llm_label(
     )
 
 
-def _with_llm(decision_type: str, ctx: TicketContext, allowed: list[str], local: Proposal | None) -> Proposal:
+def _with_llm(
+    decision_type: str, ctx: TicketContext, allowed: list[str], local: Proposal | None
+) -> Proposal | None:
     """Ask Claude when a key is set; on any failure keep the local answer, noting why."""
     if not llm.llm_enabled():
         return local

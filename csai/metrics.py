@@ -107,6 +107,18 @@ class _Collector:
             "csai_tickets_awaiting_intake", "Tickets not yet taken into triage.", value=waiting
         )
 
+        from agents.models import DeadLetter, PipelineRun
+
+        runs = GaugeMetricFamily("csai_pipeline_runs", "Agent pipeline runs by status.", labels=["status"])
+        for row in PipelineRun.objects.values("status").annotate(n=Count("id")).order_by("status"):
+            runs.add_metric([row["status"]], row["n"])
+        yield runs
+        yield GaugeMetricFamily(
+            "csai_dead_letters_open",
+            "Pipeline steps that failed for good and wait for a person to retry them.",
+            value=DeadLetter.objects.filter(retried_at__isnull=True).count(),
+        )
+
 
 def _allowed(request) -> bool:
     token = settings.CSAI_METRICS_TOKEN

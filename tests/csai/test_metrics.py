@@ -1,4 +1,5 @@
 import pytest
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import signed_post, ticket_payload
@@ -78,3 +79,20 @@ def test_staff_can_read_metrics_in_the_browser_and_others_cannot(client, reviewe
 
 def test_metrics_only_answer_get(client):
     assert client.post("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 405
+
+
+def test_it_shows_pipeline_runs_and_dead_letters_waiting_for_a_person(client):
+    from agents.models import DeadLetter, PipelineRun
+
+    tickets = TicketFactory.create_batch(2)
+    now = timezone.now()
+    for ticket, status in zip(tickets, ["done", "dead"], strict=True):
+        PipelineRun.objects.create(ticket=ticket, number=1, status=status, correlation_id="c", started_at=now)
+    letter = {"task_name": "agents.tasks.select_step", "error_type": "ValueError", "error_message": "x"}
+    DeadLetter.objects.create(**letter, attempts=1, created_at=now)
+    DeadLetter.objects.create(**letter, attempts=1, created_at=now, retried_at=now)
+
+    samples = scrape(client)
+
+    assert samples[("csai_pipeline_runs", (("status", "dead"),))] == 1
+    assert samples[("csai_dead_letters_open", ())] == 1
