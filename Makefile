@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install install-dev run test lint format bench-intake services-stop clean
+.PHONY: install install-dev run test lint format bench-intake bench-pipeline bench-evaluate services-stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,19 @@ format: $(DEV_STAMP)
 
 bench-intake: $(STAMP)  ## webhook throughput and latency against a fresh server (writes bench/results/intake.json)
 	$(BIN)/python bench/intake.py
+
+bench-pipeline: $(STAMP)  ## tickets/s through intake and the four agents, one worker (writes bench/results/pipeline.json)
+	$(BIN)/python bench/pipeline.py
+
+# The shared evaluation datasets are read where they are, never copied into the repo.
+DATASETS ?= ../shared/datasets
+
+bench-evaluate: $(STAMP)  ## local classifier on BANKING77 and CLINC150 (writes bench/results/evaluate-*.json)
+	$(BIN)/python manage.py evaluate --train $(DATASETS)/banking77/train.csv --test $(DATASETS)/banking77/test.csv \
+		--text-col text --label-col category --json > bench/results/evaluate-banking77.json
+	$(BIN)/python manage.py evaluate --train $(DATASETS)/clinc150/clinc150.csv --test $(DATASETS)/clinc150/clinc150.csv \
+		--text-col text --label-col intent --train-where split=train --test-where split=val --oos-label oos \
+		--json > bench/results/evaluate-clinc150.json
 
 services-stop: $(STAMP)  ## stop embedded Postgres/Redis left by a crashed process
 	$(BIN)/python -m csai.embedded stop
