@@ -54,39 +54,42 @@ class Timed:
 def decisions_record(*, run: PipelineRun, proposals: Sequence[Timed]) -> list[AgentDecision]:
     """Store a step's proposals; a proposal already stored for this run is found, not doubled.
 
-    Call inside the transaction that also advances the ticket's stage.
+    One INSERT … ON CONFLICT DO NOTHING on (run, decision type), then one read back, so a
+    step racing a duplicate of itself stores each decision once. Call inside the
+    transaction that also advances the ticket's stage.
     """
-    stored = []
     now = timezone.now()
-    for timed in proposals:
-        p = timed.proposal
-        decision, _ = AgentDecision.objects.get_or_create(
-            run=run,
-            decision_type=p.decision_type,
-            defaults={
-                "ticket_id": run.ticket_id,
-                "agent": p.agent,
-                "value": p.value,
-                "label": p.label,
-                "raw_confidence": min(1.0, max(0.0, p.confidence)),
-                "out_of_scope": p.out_of_scope,
-                "guardrail_violations": list(p.guardrail_violations),
-                "reasoning": p.reasoning,
-                "evidence": p.evidence,
-                "provider": p.provider,
-                "model_version_id": p.model_version_id,
-                "model_name": p.model_name[:100],
-                "prompt_version": p.prompt_version,
-                "latency_ms": timed.latency_ms,
-                "input_tokens": p.input_tokens,
-                "output_tokens": p.output_tokens,
-                "cost_usd": p.cost_usd,
-                "correlation_id": run.correlation_id,
-                "created_at": now,
-            },
-        )
-        stored.append(decision)
-    return stored
+    AgentDecision.objects.bulk_create(
+        [
+            AgentDecision(
+                ticket_id=run.ticket_id,
+                run=run,
+                agent=t.proposal.agent,
+                decision_type=t.proposal.decision_type,
+                value=t.proposal.value,
+                label=t.proposal.label,
+                raw_confidence=min(1.0, max(0.0, t.proposal.confidence)),
+                out_of_scope=t.proposal.out_of_scope,
+                guardrail_violations=list(t.proposal.guardrail_violations),
+                reasoning=t.proposal.reasoning,
+                evidence=t.proposal.evidence,
+                provider=t.proposal.provider,
+                model_version_id=t.proposal.model_version_id,
+                model_name=t.proposal.model_name[:100],
+                prompt_version=t.proposal.prompt_version,
+                latency_ms=t.latency_ms,
+                input_tokens=t.proposal.input_tokens,
+                output_tokens=t.proposal.output_tokens,
+                cost_usd=t.proposal.cost_usd,
+                correlation_id=run.correlation_id,
+                created_at=now,
+            )
+            for t in proposals
+        ],
+        ignore_conflicts=True,
+    )
+    types = [t.proposal.decision_type for t in proposals]
+    return list(AgentDecision.objects.filter(run=run, decision_type__in=types).order_by("id"))
 
 
 def decisions_submit(*, decisions: Iterable[AgentDecision]) -> None:

@@ -183,7 +183,6 @@ def main(argv: list[str] | None = None) -> int:
     from csai.celery import app
 
     app.conf.broker_url = redis_url
-    app.pool.force_close_all()
     worker = None
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         log = Path(tmp) / "worker.log"
