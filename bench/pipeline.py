@@ -102,13 +102,15 @@ def wait_drained(ticket_ids: list[int], worker: subprocess.Popen, log: Path, tim
             raise SystemExit(f"worker did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.01)
     started = time.monotonic()
-    done = 0
+    done = shown = 0
     while done < len(ticket_ids):
         if worker.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"only {done}/{len(ticket_ids)} finished:\n{log.read_text()[-3000:]}")
         time.sleep(0.05)
         done = PipelineRun.objects.filter(ticket_id__in=ticket_ids, status=PipelineRun.Status.DONE).count()
-        print(f"\rdecided {done}/{len(ticket_ids)} tickets", end="", file=sys.stderr)
+        if done - shown >= 50 or done == len(ticket_ids):
+            print(f"\rdecided {done}/{len(ticket_ids)} tickets", end="", file=sys.stderr)
+            shown = done
     print(file=sys.stderr)
     return time.monotonic() - started
 
