@@ -66,7 +66,7 @@ class KnowledgeItem:
 class _KnowledgeCache:
     stamp: tuple | None = None
     items: dict[int, KnowledgeItem] | None = None
-    index: KnowledgeIndex | None = None
+    indexes: dict[str, KnowledgeIndex] | None = None  # one per kind: articles, templates
 
 
 _knowledge = _KnowledgeCache()
@@ -82,15 +82,16 @@ def knowledge_search(text: str, *, kind: str, k: int = 3) -> list[tuple[Knowledg
                 a.pk: KnowledgeItem(a.pk, a.kind, a.title, a.body, a.category)
                 for a in active.only("id", "kind", "title", "body", "category")
             }
-            _knowledge.index = KnowledgeIndex([(pk, f"{i.title}\n{i.body}") for pk, i in items.items()])
+            documents = {each: [] for each in KnowledgeArticle.Kind.values}
+            for pk, item in items.items():
+                documents[item.kind].append((pk, f"{item.title}\n{item.body}"))
+            _knowledge.indexes = {each: KnowledgeIndex(docs) for each, docs in documents.items()}
             _knowledge.items = items
             _knowledge.stamp = stamp
-    hits = _knowledge.index.search(text, k=k * 3)
-    found = [(_knowledge.items[pk], score) for pk, score in hits if _knowledge.items[pk].kind == kind]
-    return found[:k]
+    return [(_knowledge.items[pk], score) for pk, score in _knowledge.indexes[kind].search(text, k=k)]
 
 
 def forget_loaded() -> None:
     """Drop every cached model and index (tests; after a restore)."""
     _models.clear()
-    _knowledge.stamp = _knowledge.items = _knowledge.index = None
+    _knowledge.stamp = _knowledge.items = _knowledge.indexes = None

@@ -103,12 +103,13 @@ def _run_step(run_id: int, step: Step) -> str:
         return "not-ready"
     decisions = {d.decision_type: d for d in run.decisions.all()}
     missing = [t for t in step.agents if t not in decisions]
+    # The agents run before the transaction opens: a Claude call may take seconds.
+    ctx = TicketContext.from_dict(run.context)
+    earlier = {t: _proposal(d) for t, d in decisions.items()}
+    timed = [_timed(step.agents[t], ctx, earlier) for t in missing]
     fresh: list[AgentDecision] = []
     with transaction.atomic():
-        if missing:
-            ctx = TicketContext.from_dict(run.context)
-            earlier = {t: _proposal(d) for t, d in decisions.items()}
-            timed = [_timed(step.agents[t], ctx, earlier) for t in missing]
+        if timed:
             fresh = services.decisions_record(run=run, proposals=timed)
         if step.stage != step.next_stage:
             ticket_advance_stage(ticket_id=run.ticket_id, from_stage=step.stage, to_stage=step.next_stage)
