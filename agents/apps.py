@@ -6,4 +6,8 @@ class AgentsConfig(AppConfig):
     verbose_name = "Agents"
 
     def ready(self) -> None:
-        from agents import receivers  # noqa: F401 - connects the pipeline to triage
+        from django.db.models.signals import post_migrate
+
+        from agents import receivers, roles  # noqa: F401 - receivers connect the pipeline to triage
+
+        post_migrate.connect(roles.ensure_roles, sender=self)

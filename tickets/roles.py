@@ -28,8 +28,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 }
 
 
-def roles_ensure() -> None:
-    for role, names in ROLE_PERMISSIONS.items():
+def roles_ensure(role_permissions: dict[str, list[str]] = ROLE_PERMISSIONS) -> None:
+    """Create the groups and grant them ``role_permissions``; other apps pass their own."""
+    for role, names in role_permissions.items():
         group, _ = Group.objects.get_or_create(name=role)
         wanted = []
         for name in names:

@@ -55,3 +55,14 @@ def test_decisions_are_append_only(decided_ticket):
     decision.refresh_from_db()
     decision.calibrated_confidence = 0.7
     decision.save(update_fields=["calibrated_confidence"])
+
+
+def test_supervisors_audit_decisions_and_retry_dead_letters_in_the_admin(client, supervisor, reviewer):
+    supervisor.is_staff = True
+    supervisor.save(update_fields=["is_staff"])
+    client.force_login(supervisor)
+    for page in ("agentdecision", "pipelinerun", "deadletter", "outage", "knowledgearticle"):
+        assert client.get(f"/admin/agents/{page}/").status_code == 200, page
+    assert supervisor.has_perm("agents.change_deadletter")
+    assert not reviewer.has_perm("agents.change_deadletter")
+    assert not supervisor.has_perm("agents.change_agentdecision")  # the audit trail stays as written
