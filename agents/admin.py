@@ -18,22 +18,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(AgentDecision)
 class AgentDecisionAdmin(ReadOnlyAdmin):
-    list_display = [
-        "id",
-        "ticket",
-        "decision_type",
-        "label",
-        "raw_confidence",
-        "calibrated_confidence",
-        "out_of_scope",
-        "provider",
-        "latency_ms",
-        "created_at",
-    ]
+    list_display = ["id", "ticket", "decision_type", "label", "confidence", "provider", "created_at"]
     list_filter = ["decision_type", "agent", "provider", "out_of_scope"]
     search_fields = ["ticket__id", "label", "correlation_id"]
     list_select_related = ["ticket"]
     raw_id_fields = ["ticket", "run"]
+
+    @admin.display(description="raw / calibrated confidence", ordering="raw_confidence")
+    def confidence(self, decision: AgentDecision) -> str:
+        if decision.out_of_scope:
+            return "out of scope"
+        calibrated = decision.calibrated_confidence
+        return f"{decision.raw_confidence:.2f} / " + ("–" if calibrated is None else f"{calibrated:.2f}")
 
 
 class DecisionInline(admin.TabularInline):

@@ -58,8 +58,9 @@ NO_ESCALATION = "none"
 
 # A knowledge-base article this similar answers the question by itself.
 ARTICLE_RESOLVES = 0.35
-# A template this similar fits the request.
+# A template this similar fits the request; one written for the ticket's category gets a head start.
 TEMPLATE_FITS = 0.2
+CATEGORY_TEMPLATE_BONUS = 0.15
 # Fewer words than this, and nothing to look up (no order, account, error code): ask.
 TOO_LITTLE_TO_GO_ON = 12
 REPLY_MAX_CHARS = 2000
@@ -275,7 +276,16 @@ def _rank(priority: str) -> int:
 def select_strategy(ctx: TicketContext, *, category: Proposal, priority: Proposal) -> Proposal:
     """How to answer: resolve with an article, use a template, escalate, or ask for more."""
     articles = knowledge_search(ctx.text, kind=KnowledgeArticle.Kind.ARTICLE)
-    templates = knowledge_search(ctx.text, kind=KnowledgeArticle.Kind.TEMPLATE)
+    # A template written for the proposed category fits better than its wording alone says.
+    templates = sorted(
+        (
+            (t, score + (CATEGORY_TEMPLATE_BONUS if t.category and t.category == category.label else 0.0))
+            for t, score in knowledge_search(
+                ctx.text, kind=KnowledgeArticle.Kind.TEMPLATE, k=6, min_score=0.01
+            )
+        ),
+        key=lambda pair: -pair[1],
+    )[:3]
     best_article = articles[0] if articles else None
     best_template = templates[0] if templates else None
     has_refs = any(ctx.entities.get(kind) for kind in ("accounts", "orders", "invoices", "error_codes"))

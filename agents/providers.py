@@ -72,7 +72,9 @@ class _KnowledgeCache:
 _knowledge = _KnowledgeCache()
 
 
-def knowledge_search(text: str, *, kind: str, k: int = 3) -> list[tuple[KnowledgeItem, float]]:
+def knowledge_search(
+    text: str, *, kind: str, k: int = 3, min_score: float = 0.1
+) -> list[tuple[KnowledgeItem, float]]:
     """Active articles or templates most similar to ``text``, best first, with their score."""
     active = KnowledgeArticle.objects.filter(is_active=True)
     stamp = tuple(active.aggregate(n=Count("id"), changed=Max("updated_at")).values())
@@ -88,7 +90,10 @@ def knowledge_search(text: str, *, kind: str, k: int = 3) -> list[tuple[Knowledg
             _knowledge.indexes = {each: KnowledgeIndex(docs) for each, docs in documents.items()}
             _knowledge.items = items
             _knowledge.stamp = stamp
-    return [(_knowledge.items[pk], score) for pk, score in _knowledge.indexes[kind].search(text, k=k)]
+    return [
+        (_knowledge.items[pk], score)
+        for pk, score in _knowledge.indexes[kind].search(text, k=k, min_score=min_score)
+    ]
 
 
 def forget_loaded() -> None:
