@@ -47,8 +47,12 @@ def launched(tmp_path):
     try:
         yield process, port, var_dir, output
     finally:
-        if process.poll() is None:
-            process.kill()
+        if process.poll() is None:  # the test failed early: stop the children too, then insist
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
         subprocess.run([sys.executable, "-m", "csai.embedded", "stop"], env=env, cwd=REPO, check=False)  # noqa: S603
 
 
