@@ -277,15 +277,12 @@ def select_strategy(ctx: TicketContext, *, category: Proposal, priority: Proposa
     """How to answer: resolve with an article, use a template, escalate, or ask for more."""
     articles = knowledge_search(ctx.text, kind=KnowledgeArticle.Kind.ARTICLE)
     # A template written for the proposed category fits better than its wording alone says.
-    templates = sorted(
-        (
-            (t, score + (CATEGORY_TEMPLATE_BONUS if t.category and t.category == category.label else 0.0))
-            for t, score in knowledge_search(
-                ctx.text, kind=KnowledgeArticle.Kind.TEMPLATE, k=6, min_score=0.01
-            )
-        ),
-        key=lambda pair: -pair[1],
-    )[:3]
+    templates = knowledge_search(
+        ctx.text,
+        kind=KnowledgeArticle.Kind.TEMPLATE,
+        category=category.label,
+        category_bonus=CATEGORY_TEMPLATE_BONUS,
+    )
     best_article = articles[0] if articles else None
     best_template = templates[0] if templates else None
     has_refs = any(ctx.entities.get(kind) for kind in ("accounts", "orders", "invoices", "error_codes"))

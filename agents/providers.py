@@ -73,9 +73,19 @@ _knowledge = _KnowledgeCache()
 
 
 def knowledge_search(
-    text: str, *, kind: str, k: int = 3, min_score: float = 0.1
+    text: str,
+    *,
+    kind: str,
+    k: int = 3,
+    min_score: float = 0.1,
+    category: str = "",
+    category_bonus: float = 0.0,
 ) -> list[tuple[KnowledgeItem, float]]:
-    """Active articles or templates most similar to ``text``, best first, with their score."""
+    """Active articles or templates most similar to ``text``, best first, with their score.
+
+    Items written for ``category`` score ``category_bonus`` more, so they count even when
+    the customer's words share little with them.
+    """
     active = KnowledgeArticle.objects.filter(is_active=True)
     stamp = tuple(active.aggregate(n=Count("id"), changed=Max("updated_at")).values())
     if stamp != _knowledge.stamp:
@@ -90,10 +100,14 @@ def knowledge_search(
             _knowledge.indexes = {each: KnowledgeIndex(docs) for each, docs in documents.items()}
             _knowledge.items = items
             _knowledge.stamp = stamp
-    return [
-        (_knowledge.items[pk], score)
-        for pk, score in _knowledge.indexes[kind].search(text, k=k, min_score=min_score)
+    index = _knowledge.indexes[kind]
+    similarity = dict(index.search(text, k=len(index), min_score=0.0))
+    scored = [
+        (item, similarity.get(pk, 0.0) + (category_bonus if category and item.category == category else 0.0))
+        for pk, item in _knowledge.items.items()
+        if item.kind == kind
     ]
+    return sorted((pair for pair in scored if pair[1] >= min_score), key=lambda pair: -pair[1])[:k]
 
 
 def forget_loaded() -> None:

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from agents import proposers, tasks
 from agents.admin import DeadLetterAdmin
-from agents.models import AgentDecision, DeadLetter, DecisionType, PipelineRun, Provider
+from agents.models import AgentDecision, DeadLetter, DecisionType, KnowledgeArticle, PipelineRun, Provider
 from tests.factories import TicketFactory, UserFactory
 from tickets.models import Category, Ticket
 
@@ -195,3 +195,18 @@ def test_the_sweep_restarts_quiet_runs_and_tickets_whose_start_was_lost(
     assert decided_types(triaged_ticket) == ALL_TYPES
     assert AgentDecision.objects.filter(ticket=lost).count() == len(ALL_TYPES)
     assert tasks.pipeline_sweep.apply().get() == "nudged:0 started:0"
+
+
+def test_a_billing_question_gets_the_billing_template_filled_in(
+    triaged_ticket, trained_models, knowledge, eager_celery, django_capture_on_commit_callbacks
+):
+    KnowledgeArticle.objects.filter(kind=KnowledgeArticle.Kind.ARTICLE).update(is_active=False)
+    run_pipeline(triaged_ticket, django_capture_on_commit_callbacks)
+
+    decisions = {d.decision_type: d for d in AgentDecision.objects.filter(ticket=triaged_ticket)}
+    assert decisions["strategy"].label == proposers.Strategy.TEMPLATE_RESPONSE
+    reply = decisions["reply"].value["reply"]
+    assert reply.startswith("Hi Maria,")
+    assert "INV-2024-76687" in reply and f"#{triaged_ticket.pk}" in reply
+    assert "{" not in reply  # every placeholder filled
+    assert decisions["escalation"].value["escalate"] is False
