@@ -3,6 +3,13 @@ from django.contrib import admin, messages
 from agents.models import AgentDecision, DeadLetter, KnowledgeArticle, ModelVersion, Outage, PipelineRun
 
 
+def confidence_text(decision: AgentDecision) -> str:
+    if decision.out_of_scope:
+        return "out of scope"
+    calibrated = decision.calibrated_confidence
+    return f"{decision.raw_confidence:.2f} / " + ("–" if calibrated is None else f"{calibrated:.2f}")
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """The audit trail: visible to staff, never edited or deleted through the admin."""
 
@@ -26,21 +33,22 @@ class AgentDecisionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="raw / calibrated confidence", ordering="raw_confidence")
     def confidence(self, decision: AgentDecision) -> str:
-        if decision.out_of_scope:
-            return "out of scope"
-        calibrated = decision.calibrated_confidence
-        return f"{decision.raw_confidence:.2f} / " + ("–" if calibrated is None else f"{calibrated:.2f}")
+        return confidence_text(decision)
 
 
 class DecisionInline(admin.TabularInline):
     model = AgentDecision
-    fields = ["decision_type", "label", "raw_confidence", "provider", "reasoning"]
+    fields = ["decision_type", "label", "confidence", "provider", "reasoning"]
     readonly_fields = fields
     extra = 0
     can_delete = False
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="raw / calibrated confidence")
+    def confidence(self, decision: AgentDecision) -> str:
+        return confidence_text(decision)
 
 
 @admin.register(PipelineRun)
