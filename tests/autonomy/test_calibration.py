@@ -1,0 +1,97 @@
+"""Calibration maps raw confidence to how often decisions are right; thresholds hold a target."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from autonomy.calibration import (
+    ISOTONIC_MIN_SAMPLES,
+    Calibration,
+    calibration_fit,
+    coverage_at,
+    threshold_select,
+    thresholds_per_class,
+    wilson_lower_bound,
+)
+
+
+def overconfident(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A model that says p but is right only p² of the time."""
+    rng = np.random.default_rng(seed)
+    raw = rng.uniform(0, 1, n)
+    return raw, rng.uniform(0, 1, n) < raw**2
+
+
+@pytest.mark.parametrize(("n", "method"), [(300, "sigmoid"), (ISOTONIC_MIN_SAMPLES * 3, "isotonic")])
+def test_it_learns_that_an_overconfident_model_is_right_less_often_than_it_says(n, method):
+    raw, correct = overconfident(n)
+    calibration = calibration_fit(raw, correct)
+
+    assert calibration.method == method
+    fresh_raw, fresh_correct = overconfident(20_000, seed=1)
+    calibrated = calibration.apply(fresh_raw)
+    high = fresh_raw > 0.8
+    # Raw says ~0.9 there; the truth is ~0.81, and calibration gets close to it.
+    assert abs(calibrated[high].mean() - fresh_correct[high].mean()) < 0.05
+    assert abs(fresh_raw[high].mean() - fresh_correct[high].mean()) > 0.07
+
+
+def test_a_calibration_survives_json_and_stays_monotone():
+    raw, correct = overconfident(5000)
+    calibration = Calibration.from_dict(calibration_fit(raw, correct).to_dict())
+    grid = np.linspace(0, 1, 101)
+    assert np.all(np.diff(calibration.apply(grid)) >= 0)
+    assert calibration.apply([1.5, -1])[0] <= 1 and calibration.apply([1.5, -1])[1] >= 0
+
+
+def test_with_nothing_to_learn_from_it_keeps_the_raw_value():
+    assert calibration_fit([], []).method == "identity"
+    assert calibration_fit([0.2, 0.9], [True, True]).apply([0.3])[0] == pytest.approx(0.3)
+
+
+def test_wilson_lower_bound_matches_known_values():
+    assert wilson_lower_bound(0, 0) == 0
+    assert wilson_lower_bound(95, 100) == pytest.approx(0.8882, abs=1e-3)
+    assert wilson_lower_bound(950, 1000) == pytest.approx(0.9346, abs=1e-3)
+
+
+def test_the_threshold_is_the_lowest_confidence_whose_lower_bound_meets_the_target():
+    # 200 decisions at 0.95 all right, 200 at 0.6 right half the time.
+    calibrated = [0.95] * 200 + [0.6] * 200
+    correct = [True] * 200 + [True, False] * 100
+    assert threshold_select(calibrated, correct, target=0.9, min_samples=50) == 0.95
+    assert threshold_select(calibrated, correct, target=0.7, min_samples=50) == 0.6
+    # Too few samples to trust anything: no threshold, everything to a person.
+    assert threshold_select(calibrated, correct, target=0.9, min_samples=500) is None
+
+
+def test_equal_confidences_are_taken_together():
+    # The first two alone would pass (2 of 2: lower bound 0.34), but all four share the
+    # confidence, and 2 of 4 has a lower bound of 0.15.
+    calibrated, correct = [0.8, 0.8, 0.8, 0.8], [True, True, False, False]
+    assert threshold_select(calibrated, correct, target=0.3, min_samples=2) is None
+    assert threshold_select(calibrated, correct, target=0.1, min_samples=2) == 0.8
+
+
+@given(st.lists(st.tuples(st.floats(0, 1), st.booleans()), max_size=300), st.floats(0.5, 0.99))
+def test_decisions_at_or_above_a_chosen_threshold_meet_the_target_by_their_lower_bound(pairs, target):
+    calibrated = [c for c, _ in pairs]
+    correct = [y for _, y in pairs]
+    threshold = threshold_select(calibrated, correct, target=target, min_samples=20)
+    if threshold is not None:
+        share, precision, n = coverage_at(calibrated, correct, threshold)
+        assert n >= 20
+        assert wilson_lower_bound(round(precision * n), n) >= target - 1e-9
+
+
+def test_classes_without_enough_data_get_no_threshold_of_their_own():
+    labels = ["billing"] * 300 + ["rare"] * 10
+    calibrated = [0.9] * 310
+    correct = [True] * 310
+    assert thresholds_per_class(calibrated, correct, labels, target=0.9, min_samples=50) == {"billing": 0.9}
+
+
+def test_coverage_without_a_threshold_is_zero():
+    assert coverage_at([0.9, 0.8], [True, False], None) == (0.0, None, 0)
+    assert coverage_at([0.9, 0.8], [True, False], 0.85) == (0.5, 1.0, 1)
