@@ -147,6 +147,64 @@ def ticket_advance_stage(*, ticket_id: int, from_stage: str, to_stage: str) -> b
     return updated == 1
 
 
+def ticket_triage_set(*, ticket: Ticket, category: str | None = None, priority: str | None = None) -> None:
+    """Set a ticket's category and/or priority; a new priority moves the SLA deadlines.
+
+    The deadlines keep the ticket's creation time as their start, so a ticket that turns
+    out to be CRITICAL is due as if it had been CRITICAL from the first minute.
+    Call inside a transaction holding the ticket row (``select_for_update``).
+    """
+    fields = []
+    if category is not None and category != ticket.category:
+        ticket.category = category
+        fields.append("category")
+    if priority is not None and priority != ticket.priority:
+        ticket.priority = priority
+        ticket.first_response_due, ticket.resolution_due = sla_deadlines(
+            priority=priority, tier=ticket.customer.tier, start=ticket.created_at
+        )
+        fields += ["priority", "first_response_due", "resolution_due"]
+    if fields:
+        ticket.save(update_fields=[*fields, "updated_at"])
+
+
+def ticket_escalate(*, ticket: Ticket, team: str, note: str, sender_id: str) -> None:
+    """Mark a ticket escalated to ``team`` and say so in an internal note."""
+    ticket.status = Ticket.Status.ESCALATED
+    ticket.team = team
+    ticket.save(update_fields=["status", "team", "updated_at"])
+    message_post(
+        ticket=ticket,
+        kind=Message.Kind.INTERNAL,
+        sender_kind=Message.SenderKind.SYSTEM,
+        sender_id=sender_id,
+        content=note,
+    )
+
+
+def message_post(*, ticket: Ticket, kind: str, sender_kind: str, sender_id: str, content: str) -> Message:
+    """Add a message to a ticket's conversation; the first outgoing reply counts as first response."""
+    now = timezone.now()
+    message = Message.objects.create(
+        ticket=ticket,
+        kind=kind,
+        sender_kind=sender_kind,
+        sender_id=sender_id,
+        content=content,
+        created_at=now,
+    )
+    if (
+        kind == Message.Kind.EXTERNAL
+        and sender_kind != Message.SenderKind.CUSTOMER
+        and not ticket.first_response_at
+    ):
+        ticket.first_response_at = now
+        if ticket.status == Ticket.Status.NEW:
+            ticket.status = Ticket.Status.OPEN
+        ticket.save(update_fields=["first_response_at", "status", "updated_at"])
+    return message
+
+
 def _at_risk_cutoff(deadline: str, now: datetime, fraction: float) -> ExpressionWrapper:
     """now + fraction × (deadline − created): a deadline at or before this is at risk."""
     window = ExpressionWrapper(F(deadline) - F("created_at"), output_field=DurationField())

@@ -1,0 +1,177 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from agents.models import AgentDecision, DecisionType
+from tickets.models import Ticket
+
+
+class Criticality(models.TextChoices):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+# Higher criticality, higher target (SPEC "Threshold").
+TARGET_PRECISION = {Criticality.LOW: 0.85, Criticality.MEDIUM: 0.9, Criticality.HIGH: 0.95}
+
+
+class CalibrationVersion(models.Model):
+    """A fitted raw → calibrated confidence map for one decision type, with its quality."""
+
+    decision_type = models.CharField(max_length=16, choices=DecisionType.choices)
+    version = models.PositiveIntegerField()
+    # autonomy.calibration.Calibration.to_dict(): method, n, knots or slope/intercept.
+    params = models.JSONField()
+    # Reliability bins of the reviewed decisions it was fitted on (after calibration).
+    bins = models.JSONField(default=list)
+    ece = models.FloatField()
+    brier = models.FloatField()
+    samples = models.PositiveIntegerField()
+    fitted_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["decision_type", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["decision_type", "version"], name="calibration_type_version_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.decision_type} calibration v{self.version}"
+
+
+class AutomationPolicy(models.Model):
+    """How far the machine may act on one decision type (SPEC "Autonomy")."""
+
+    decision_type = models.CharField(max_length=16, choices=DecisionType.choices, unique=True)
+    phase = models.PositiveSmallIntegerField(default=1)
+    criticality = models.CharField(max_length=8, choices=Criticality.choices, default=Criticality.MEDIUM)
+    target_precision = models.FloatField(default=TARGET_PRECISION[Criticality.MEDIUM])
+    # Reviewed decisions needed before a threshold (global or per class) may be set.
+    min_samples = models.PositiveIntegerField(default=100)
+    # Share of automatic decisions a person reviews afterwards, per phase.
+    review_rate_phase3 = models.FloatField(default=1.0)
+    review_rate_phase4 = models.FloatField(default=0.2)
+    review_rate_phase5 = models.FloatField(default=0.05)
+    calibration = models.ForeignKey(CalibrationVersion, null=True, blank=True, on_delete=models.PROTECT)
+    # Lowest calibrated confidence applied automatically; null: nothing is.
+    threshold = models.FloatField(null=True, blank=True)
+    # label -> threshold, for classes with enough reviewed decisions of their own.
+    class_thresholds = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "automation policies"
+        ordering = ["decision_type"]
+        constraints = [
+            models.CheckConstraint(condition=Q(phase__gte=1, phase__lte=5), name="policy_phase_1_to_5"),
+            models.CheckConstraint(
+                condition=Q(target_precision__gt=0, target_precision__lt=1), name="policy_target_0_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.decision_type}: phase {self.phase}"
+
+    def review_rate(self) -> float:
+        return {3: self.review_rate_phase3, 4: self.review_rate_phase4, 5: self.review_rate_phase5}.get(
+            self.phase, 1.0
+        )
+
+    def threshold_for(self, label: str) -> float | None:
+        return self.class_thresholds.get(label, self.threshold)
+
+
+class Disposition(models.Model):
+    """What the controller did with one agent decision; written once, in one transaction
+    with applying it or queueing it."""
+
+    class Kind(models.TextChoices):
+        SHADOW = "shadow"  # phase 1: recorded, a person decides without seeing it
+        SUGGESTED = "suggested"  # phase 2: a person decides, seeing it
+        AUTO_APPLIED = "auto_applied"
+        AUTO_APPLIED_WITH_REVIEW = "auto_applied_with_review"  # applied, a person checks it later
+        QUEUED_FOR_REVIEW = "queued_for_review"  # phase 3-5 but not confident: a person decides
+
+    decision = models.OneToOneField(AgentDecision, on_delete=models.PROTECT, related_name="disposition")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    phase = models.PositiveSmallIntegerField()
+    threshold = models.FloatField(null=True, blank=True)
+    # Why it went to a person: below threshold, out of scope, guardrail, no calibration …
+    reason = models.CharField(max_length=200, blank=True)
+    applied = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # Reports: dispositions of one phase over time.
+            models.Index(fields=["kind", "created_at"], name="disposition_kind_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.decision_id}"
+
+
+class ReviewItem(models.Model):
+    """A decision waiting for a person: to decide it, or to check what was applied."""
+
+    class Kind(models.TextChoices):
+        DECIDE = "decide"
+        DELAYED_REVIEW = "delayed_review"  # applied automatically; confirm or correct
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DONE = "done"
+        EXPIRED = "expired"
+
+    class Outcome(models.TextChoices):
+        CONFIRMED = "confirmed"
+        OVERRIDDEN = "overridden"
+
+    decision = models.OneToOneField(AgentDecision, on_delete=models.PROTECT, related_name="review_item")
+    ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="review_items")
+    decision_type = models.CharField(max_length=16, choices=DecisionType.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # Phase 1 hides the AI's answer from the reviewer (no anchoring).
+    show_suggestion = models.BooleanField()
+    # 1 - calibrated (or raw) confidence: the queue can favour what the model learns most from.
+    uncertainty = models.FloatField()
+    # The chance this item was drawn for review: 1 for everything a person must decide,
+    # the policy's review rate for delayed reviews. Accuracy estimates weight by 1 / rate.
+    sampling_rate = models.FloatField(default=1.0)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+    human_label = models.CharField(max_length=64, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    seconds_to_decide = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # Review queue: pending items of a decision type, oldest first.
+            models.Index(
+                fields=["decision_type", "created_at"],
+                name="reviewitem_pending_idx",
+                condition=Q(status="pending"),
+            ),
+            # Honest accuracy: done delayed reviews of one decision type.
+            models.Index(fields=["decision_type", "kind", "decided_at"], name="reviewitem_done_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="done", decided_at__isnull=False) | ~Q(status="done"),
+                name="reviewitem_done_has_decided_at",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.decision_type} on #{self.ticket_id}"
