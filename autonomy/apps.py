@@ -6,4 +6,8 @@ class AutonomyConfig(AppConfig):
     verbose_name = "Autonomy"
 
     def ready(self) -> None:
-        from autonomy import receivers  # noqa: F401 - listens for agent decisions
+        from django.db.models.signals import post_migrate
+
+        from autonomy import receivers, roles  # noqa: F401 - receivers listen for agent decisions
+
+        post_migrate.connect(roles.ensure_roles, sender=self)

@@ -193,3 +193,15 @@ def test_confirming_a_reply_draft_sends_it(db, reviewer):
     services.review_item_decide(item=ReviewItem.objects.get(decision=d), actor=reviewer, label="draft")
     sent = Message.objects.get(ticket_id=d.ticket_id, kind=Message.Kind.EXTERNAL)
     assert sent.content.startswith("Hi Ana") and sent.sender_id == str(reviewer.pk)
+
+
+def test_supervisors_see_policies_and_dispositions_but_phases_are_not_edited_in_the_admin(client, supervisor):
+    supervisor.is_staff = True
+    supervisor.save(update_fields=["is_staff"])
+    client.force_login(supervisor)
+    policy(phase=3)
+    for page in ("automationpolicy", "calibrationversion", "disposition", "reviewitem"):
+        assert client.get(f"/admin/autonomy/{page}/").status_code == 200, page
+    page = client.get(f"/admin/autonomy/automationpolicy/{AutomationPolicy.objects.get().pk}/change/")
+    assert 'name="target_precision"' in page.content.decode()
+    assert 'name="phase"' not in page.content.decode()
