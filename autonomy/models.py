@@ -65,6 +65,7 @@ class AutomationPolicy(models.Model):
     class Meta:
         verbose_name_plural = "automation policies"
         ordering = ["decision_type"]
+        permissions = [("change_phase", "Can promote, demote and roll back automation phases")]
         constraints = [
             models.CheckConstraint(condition=Q(phase__gte=1, phase__lte=5), name="policy_phase_1_to_5"),
             models.CheckConstraint(
@@ -175,3 +176,53 @@ class ReviewItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.decision_type} on #{self.ticket_id}"
+
+
+class RollbackPoint(models.Model):
+    """A policy's settings at one moment, to return to: phase, targets, review rates,
+    calibration, thresholds and the active model version."""
+
+    policy = models.ForeignKey(AutomationPolicy, on_delete=models.PROTECT, related_name="rollback_points")
+    snapshot = models.JSONField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"phase {self.snapshot.get('phase')} of {self.policy.decision_type}, {self.created_at:%x}"
+
+
+class PhaseTransition(models.Model):
+    """Every change of a policy's phase: who, why, the evidence then, and the way back."""
+
+    class Direction(models.TextChoices):
+        PROMOTE = "promote"
+        DEMOTE = "demote"
+        ROLLBACK = "rollback"
+
+    policy = models.ForeignKey(AutomationPolicy, on_delete=models.PROTECT, related_name="transitions")
+    direction = models.CharField(max_length=16, choices=Direction.choices)
+    from_phase = models.PositiveSmallIntegerField()
+    to_phase = models.PositiveSmallIntegerField()
+    # null: the system itself (the quality monitor's emergency demotion).
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField()
+    metrics = models.JSONField(default=dict)
+    # The state before this transition: restoring it undoes the transition.
+    rollback_point = models.OneToOneField(RollbackPoint, on_delete=models.PROTECT, related_name="transition")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(reason=""), name="transition_reason_required"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy.decision_type}: {self.from_phase} → {self.to_phase} ({self.direction})"

@@ -10,8 +10,8 @@ _VIEW = [
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     REVIEWER: ["autonomy.view_reviewitem"],
     # Supervisors tune targets and review rates; phases move only through promote / demote.
-    SUPERVISOR: [*_VIEW, "autonomy.change_automationpolicy"],
-    ADMIN: [*_VIEW, "autonomy.change_automationpolicy"],
+    SUPERVISOR: [*_VIEW, "autonomy.change_automationpolicy", "autonomy.change_phase"],
+    ADMIN: [*_VIEW, "autonomy.change_automationpolicy", "autonomy.change_phase"],
 }
 
 

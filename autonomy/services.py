@@ -6,11 +6,13 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from agents.models import AgentDecision, DecisionType, HumanLabel
+from agents.models import AgentDecision, DecisionType, HumanLabel, ModelVersion
 from agents.proposers import ESCALATION_PATHS, NO_ESCALATION
 from agents.services import human_label_record
+from autonomy import selectors
 from autonomy.calibration import Calibration
-from autonomy.models import AutomationPolicy, Disposition, ReviewItem
+from autonomy.models import AutomationPolicy, Disposition, PhaseTransition, ReviewItem, RollbackPoint
+from csai.errors import ApplicationError
 from tickets.models import Message, Ticket
 from tickets.services import message_post, ticket_escalate, ticket_triage_set
 
@@ -203,3 +205,124 @@ def review_item_decide(*, item: ReviewItem, actor, label: str, seconds: float | 
                 actor=actor,
             )
     return outcome
+
+
+# --- phase transitions and rollback ---------------------------------------------------
+
+PHASE_PERMISSION = "autonomy.change_phase"
+RESTORED_FIELDS = [
+    "phase",
+    "criticality",
+    "target_precision",
+    "min_samples",
+    "review_rate_phase3",
+    "review_rate_phase4",
+    "review_rate_phase5",
+    "threshold",
+    "class_thresholds",
+]
+
+
+def _transition(
+    *, policy: AutomationPolicy, to_phase: int, direction: str, actor, reason: str
+) -> PhaseTransition:
+    """Record the way back, then move; the caller holds the policy row locked."""
+    if actor is not None and not actor.has_perm(PHASE_PERMISSION):
+        raise ApplicationError("Only supervisors change automation phases.", status_code=403)
+    if not reason or not reason.strip():
+        raise ApplicationError("A reason is required.")
+    now = timezone.now()
+    point = RollbackPoint.objects.create(
+        policy=policy, snapshot=selectors.policy_snapshot(policy=policy), created_by=actor, created_at=now
+    )
+    transition = PhaseTransition.objects.create(
+        policy=policy,
+        direction=direction,
+        from_phase=policy.phase,
+        to_phase=to_phase,
+        actor=actor,
+        reason=reason.strip(),
+        metrics=selectors.policy_metrics(decision_type=policy.decision_type),
+        rollback_point=point,
+        created_at=now,
+    )
+    logger.warning(
+        "automation phase changed",
+        extra={
+            "decision_type": policy.decision_type,
+            "direction": direction,
+            "from_phase": policy.phase,
+            "to_phase": to_phase,
+            "actor": getattr(actor, "username", "system"),
+        },
+    )
+    return transition
+
+
+def _locked(policy: AutomationPolicy) -> AutomationPolicy:
+    return AutomationPolicy.objects.select_for_update().get(pk=policy.pk)
+
+
+def policy_promote(*, policy: AutomationPolicy, actor, reason: str) -> PhaseTransition:
+    """One phase up, never more at a time."""
+    with transaction.atomic():
+        policy = _locked(policy)
+        if policy.phase >= 5:
+            raise ApplicationError("Phase 5 is the highest phase.")
+        transition = _transition(
+            policy=policy,
+            to_phase=policy.phase + 1,
+            direction=PhaseTransition.Direction.PROMOTE,
+            actor=actor,
+            reason=reason,
+        )
+        policy.phase += 1
+        policy.save(update_fields=["phase", "updated_at"])
+    return transition
+
+
+def policy_demote(
+    *, policy: AutomationPolicy, actor, reason: str, to_phase: int | None = None
+) -> PhaseTransition:
+    """Down to any lower phase (default: one down). ``actor`` None: the system itself."""
+    with transaction.atomic():
+        policy = _locked(policy)
+        to_phase = policy.phase - 1 if to_phase is None else to_phase
+        if not 1 <= to_phase < policy.phase:
+            raise ApplicationError(
+                f"Phase {policy.phase} can only be demoted to a phase from 1 to {policy.phase - 1}."
+            )
+        transition = _transition(
+            policy=policy,
+            to_phase=to_phase,
+            direction=PhaseTransition.Direction.DEMOTE,
+            actor=actor,
+            reason=reason,
+        )
+        policy.phase = to_phase
+        policy.save(update_fields=["phase", "updated_at"])
+    return transition
+
+
+def rollback_restore(*, point: RollbackPoint, actor, reason: str) -> PhaseTransition:
+    """Return a policy to a rollback point: its settings, calibration, thresholds and model."""
+    with transaction.atomic():
+        policy = _locked(point.policy)
+        snapshot = point.snapshot
+        transition = _transition(
+            policy=policy,
+            to_phase=snapshot["phase"],
+            direction=PhaseTransition.Direction.ROLLBACK,
+            actor=actor,
+            reason=reason,
+        )
+        for field in RESTORED_FIELDS:
+            setattr(policy, field, snapshot[field])
+        policy.calibration_id = snapshot["calibration_id"]
+        policy.save(update_fields=[*RESTORED_FIELDS, "calibration", "updated_at"])
+        model_id = snapshot.get("model_version_id")
+        if model_id is not None:
+            versions = ModelVersion.objects.filter(decision_type=policy.decision_type)
+            versions.exclude(pk=model_id).filter(is_active=True).update(is_active=False)
+            versions.filter(pk=model_id).update(is_active=True)
+    return transition

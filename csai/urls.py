@@ -4,6 +4,7 @@ from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from agents import api as agents_api
+from autonomy import api as autonomy_api
 from csai import health, metrics
 from tickets import api as tickets_api
 
@@ -24,6 +25,27 @@ urlpatterns = [
         "api/v1/tickets/<int:ticket_id>/decisions/",
         agents_api.TicketDecisionListView.as_view(),
         name="api-ticket-decisions",
+    ),
+    path("api/v1/policies/", autonomy_api.PolicyListView.as_view(), name="api-policy-list"),
+    path(
+        "api/v1/policies/<str:decision_type>/promote/",
+        autonomy_api.PolicyPromoteView.as_view(),
+        name="api-policy-promote",
+    ),
+    path(
+        "api/v1/policies/<str:decision_type>/demote/",
+        autonomy_api.PolicyDemoteView.as_view(),
+        name="api-policy-demote",
+    ),
+    path(
+        "api/v1/policies/<str:decision_type>/rollback-points/",
+        autonomy_api.RollbackPointListView.as_view(),
+        name="api-rollback-points",
+    ),
+    path(
+        "api/v1/rollback-points/<int:point_id>/restore/",
+        autonomy_api.RollbackRestoreView.as_view(),
+        name="api-rollback-restore",
     ),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -1,0 +1,87 @@
+"""Automation policies over REST: read for every role, promote / demote / restore for supervisors."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from autonomy import services
+from autonomy.models import AutomationPolicy, RollbackPoint
+from autonomy.serializers import (
+    DemoteSerializer,
+    PolicySerializer,
+    ReasonSerializer,
+    RollbackPointSerializer,
+    TransitionSerializer,
+)
+from tickets.api import CanViewTickets
+
+
+class CanChangePhases(permissions.BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.has_perm(services.PHASE_PERMISSION))
+
+
+def _policy(decision_type: str) -> AutomationPolicy:
+    return get_object_or_404(AutomationPolicy, decision_type=decision_type)
+
+
+class PolicyListView(APIView):
+    permission_classes = [permissions.IsAuthenticated, CanViewTickets]
+
+    @extend_schema(responses=PolicySerializer(many=True))
+    def get(self, request):
+        return Response(PolicySerializer(AutomationPolicy.objects.all(), many=True).data)
+
+
+class PolicyPromoteView(APIView):
+    permission_classes = [permissions.IsAuthenticated, CanChangePhases]
+
+    @extend_schema(request=ReasonSerializer, responses={201: TransitionSerializer})
+    def post(self, request, decision_type: str):
+        data = ReasonSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        transition = services.policy_promote(
+            policy=_policy(decision_type), actor=request.user, reason=data.validated_data["reason"]
+        )
+        return Response(TransitionSerializer(transition).data, status=status.HTTP_201_CREATED)
+
+
+class PolicyDemoteView(APIView):
+    permission_classes = [permissions.IsAuthenticated, CanChangePhases]
+
+    @extend_schema(request=DemoteSerializer, responses={201: TransitionSerializer})
+    def post(self, request, decision_type: str):
+        data = DemoteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        transition = services.policy_demote(
+            policy=_policy(decision_type),
+            actor=request.user,
+            reason=data.validated_data["reason"],
+            to_phase=data.validated_data.get("to_phase"),
+        )
+        return Response(TransitionSerializer(transition).data, status=status.HTTP_201_CREATED)
+
+
+class RollbackPointListView(APIView):
+    permission_classes = [permissions.IsAuthenticated, CanChangePhases]
+
+    @extend_schema(responses=RollbackPointSerializer(many=True))
+    def get(self, request, decision_type: str):
+        points = _policy(decision_type).rollback_points.all()[:100]
+        return Response(RollbackPointSerializer(points, many=True).data)
+
+
+class RollbackRestoreView(APIView):
+    permission_classes = [permissions.IsAuthenticated, CanChangePhases]
+
+    @extend_schema(request=ReasonSerializer, responses={201: TransitionSerializer})
+    def post(self, request, point_id: int):
+        data = ReasonSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        point = get_object_or_404(RollbackPoint.objects.select_related("policy"), pk=point_id)
+        transition = services.rollback_restore(
+            point=point, actor=request.user, reason=data.validated_data["reason"]
+        )
+        return Response(TransitionSerializer(transition).data, status=status.HTTP_201_CREATED)
