@@ -1,9 +1,4 @@
-import csv
-import json
-
 import pytest
-from django.core.management import call_command
-from django.core.management.base import CommandError
 
 from agents.ml import Prediction, TextClassifier, metrics
 from tickets.demo import generate_tickets
@@ -127,68 +122,3 @@ def test_metrics_count_out_of_scope_rows_as_wrong_answers():
         "mean_confidence": pytest.approx(0.3),
     }
     assert sum(row["n"] for row in result["reliability"]) == 4
-
-
-def _write_csv(path, rows: list[dict]) -> str:
-    with open(path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return str(path)
-
-
-def test_the_evaluate_command_prints_json_and_counts_out_of_scope_rows(tmp_path, capsys, history, held_out):
-    rows = [{"text": _text(t), "category": _category(t), "split": "train"} for t in history[:300]]
-    rows += [{"text": _text(t), "category": _category(t), "split": "test"} for t in held_out[:40]]
-    rows += [
-        {"text": text, "category": "oos", "split": split}
-        for text in OUT_OF_SCOPE
-        for split in ("train", "test")
-    ]
-    rows += [
-        {"text": "Arctic terns migrate from pole to pole every year.", "category": "BIRDS", "split": "test"}
-    ]
-    data = _write_csv(tmp_path / "tickets.csv", rows)
-
-    call_command(
-        "evaluate",
-        "--train", data, "--test", data, "--label-col", "category",
-        "--train-where", "split=train", "--test-where", "split=test", "--oos-label", "oos", "--json",
-    )  # fmt: skip
-
-    result = json.loads(capsys.readouterr().out)
-    assert result["n"] == 43
-    assert result["n_in_scope"] == 40
-    assert result["labels"] == 6  # the oos rows are not trained on
-    assert result["out_of_scope"]["n"] == 3
-    assert result["out_of_scope"]["confidence_above_0_5"] == 0
-    assert result["accuracy"] > 0.8
-    for key in ("macro_f1", "ece", "brier", "p50_ms", "p95_ms", "train_seconds", "algorithm"):
-        assert key in result
-
-
-def test_the_evaluate_command_prints_a_summary(tmp_path, capsys, history):
-    rows = [{"text": _text(t), "category": _category(t)} for t in history[:120]]
-    data = _write_csv(tmp_path / "tickets.csv", rows)
-    call_command("evaluate", "--train", data, "--test", data, "--label-col", "category")
-    out = capsys.readouterr().out
-    assert "accuracy" in out
-    assert "120 test rows" in out
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--train", "/nonexistent.csv"], "no such file"),
-        (["--label-col", "nope"], "no column nope"),
-        (["--train-where", "split=nothing"], "training set is empty"),
-        (["--train-where", "split"], "expected COLUMN=VALUE"),
-    ],
-)
-def test_the_evaluate_command_rejects_bad_input(tmp_path, history, args, message):
-    rows = [{"text": _text(t), "category": _category(t), "split": "train"} for t in history[:20]]
-    data = _write_csv(tmp_path / "tickets.csv", rows)
-    defaults = {"--train": data, "--test": data, "--label-col": "category"}
-    defaults.update(dict(zip(args[::2], args[1::2], strict=True)))
-    with pytest.raises(CommandError, match=message):
-        call_command("evaluate", *[item for pair in defaults.items() for item in pair])
