@@ -1,7 +1,7 @@
 """Every write the agents app makes: runs, decisions, labels, model versions, dead letters."""
 
+import hashlib
 import logging
-import random
 import traceback as traceback_module
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -182,47 +182,53 @@ MIN_TRAINING_EXAMPLES = 20
 HELD_OUT_SHARE = 0.2
 
 
-def training_examples(*, decision_type: str) -> tuple[list[str], list[str]]:
+def held_out(ticket_id: int) -> bool:
+    """Whether a ticket belongs to the fixed held-out fifth that no model is trained on.
+
+    Fixed per ticket (a hash, not a draw), so every model version is judged on the same
+    tickets, none of which any version has seen.
+    """
+    digest = hashlib.sha256(f"held-out:{ticket_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < HELD_OUT_SHARE
+
+
+@dataclass(frozen=True)
+class Examples:
+    ticket_ids: list[int]
+    texts: list[str]
+    labels: list[str]
+
+
+def training_examples(*, decision_type: str, held: bool | None = None) -> Examples:
+    """The human labels of a decision type with their tickets' text; ``held`` picks the
+    held-out fifth (True), the rest (False) or all (None)."""
     rows = HumanLabel.objects.filter(decision_type=decision_type).order_by("id")
-    rows = rows.values_list("ticket__subject", "ticket__body", "value")
-    texts, labels = [], []
-    for subject, body, value in rows.iterator(chunk_size=5000):
-        texts.append(f"{subject}\n{body}")
-        labels.append(value)
-    return texts, labels
-
-
-def _split(texts: list[str], labels: list[str], *, seed: int) -> tuple[list[int], list[int]]:
-    """Indices of a stratified train / held-out split; classes with one example only train."""
-    by_label: dict[str, list[int]] = {}
-    for i, label in enumerate(labels):
-        by_label.setdefault(label, []).append(i)
-    rng = random.Random(seed)
-    train, held = [], []
-    for indices in by_label.values():
-        rng.shuffle(indices)
-        n_held = int(len(indices) * HELD_OUT_SHARE) if len(indices) > 1 else 0
-        held += indices[:n_held]
-        train += indices[n_held:]
-    return sorted(train), sorted(held)
+    rows = rows.values_list("ticket_id", "ticket__subject", "ticket__body", "value")
+    examples = Examples([], [], [])
+    for ticket_id, subject, body, value in rows.iterator(chunk_size=5000):
+        if held is None or held_out(ticket_id) == held:
+            examples.ticket_ids.append(ticket_id)
+            examples.texts.append(f"{subject}\n{body}")
+            examples.labels.append(value)
+    return examples
 
 
 def model_train(*, decision_type: str, activate: bool = True, seed: int = 0) -> ModelVersion | None:
     """Train a classifier on the human labels of one decision type and register it.
 
-    A stratified fifth of the labels is held out for the metrics stored with the version;
-    the model is trained on the rest. None when there are too few labels or classes.
+    Trained on every label outside the held-out fifth (``held_out``); the metrics stored
+    with the version are measured on that fifth. None when there are too few labels or
+    classes.
     """
-    texts, labels = training_examples(decision_type=decision_type)
-    if len(texts) < MIN_TRAINING_EXAMPLES or len(set(labels)) < 2:
+    train = training_examples(decision_type=decision_type, held=False)
+    if len(train.texts) < MIN_TRAINING_EXAMPLES or len(set(train.labels)) < 2:
         return None
-    train, held = _split(texts, labels, seed=seed)
-    classifier = TextClassifier.fit([texts[i] for i in train], [labels[i] for i in train], seed=seed)
-    held_out = {}
-    if held:
-        predictions = classifier.predict_many([texts[i] for i in held])
-        scores = metrics(predictions, [labels[i] for i in held])
-        held_out = {key: scores[key] for key in ("n", "accuracy", "macro_f1", "ece", "brier")}
+    classifier = TextClassifier.fit(train.texts, train.labels, seed=seed)
+    held = training_examples(decision_type=decision_type, held=True)
+    held_out_metrics = {}
+    if held.texts:
+        scores = metrics(classifier.predict_many(held.texts), held.labels)
+        held_out_metrics = {key: scores[key] for key in ("n", "accuracy", "macro_f1", "ece", "brier")}
     with transaction.atomic():
         last = (
             ModelVersion.objects.select_for_update()
@@ -230,23 +236,33 @@ def model_train(*, decision_type: str, activate: bool = True, seed: int = 0) -> 
             .aggregate(n=Max("version"))["n"]
             or 0
         )
-        if activate:
-            ModelVersion.objects.filter(decision_type=decision_type, is_active=True).update(is_active=False)
         version = ModelVersion.objects.create(
             decision_type=decision_type,
             version=last + 1,
             algorithm=classifier.ALGORITHM,
             artifact=classifier.to_bytes(),
-            training_size=len(train),
+            training_size=len(train.texts),
             labels=classifier.labels,
-            metrics=held_out,
-            is_active=activate,
+            metrics=held_out_metrics,
+            is_active=False,
             trained_at=timezone.now(),
         )
+        if activate:
+            model_activate(version=version)
     logger.info(
-        "model trained", extra={"decision_type": decision_type, "version": version.version, **held_out}
+        "model trained",
+        extra={"decision_type": decision_type, "version": version.version, **held_out_metrics},
     )
     return version
+
+
+def model_activate(*, version: ModelVersion) -> None:
+    """Make ``version`` the one model its decision type uses; the agents notice on next use."""
+    with transaction.atomic():
+        versions = ModelVersion.objects.select_for_update().filter(decision_type=version.decision_type)
+        versions.exclude(pk=version.pk).filter(is_active=True).update(is_active=False)
+        versions.filter(pk=version.pk).update(is_active=True)
+    version.is_active = True
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from agents.admin import ReadOnlyAdmin
-from autonomy.models import AutomationPolicy, CalibrationVersion, Disposition, ReviewItem
+from autonomy.models import Alert, AutomationPolicy, CalibrationVersion, Disposition, ReviewItem
 
 
 @admin.register(AutomationPolicy)
@@ -21,7 +21,16 @@ class AutomationPolicyAdmin(admin.ModelAdmin):
 
 @admin.register(CalibrationVersion)
 class CalibrationVersionAdmin(ReadOnlyAdmin):
-    list_display = ["decision_type", "version", "samples", "ece", "brier", "fitted_at"]
+    list_display = [
+        "decision_type",
+        "version",
+        "model_version",
+        "source",
+        "samples",
+        "ece",
+        "brier",
+        "fitted_at",
+    ]
     list_filter = ["decision_type"]
 
 
@@ -38,3 +47,19 @@ class ReviewItemAdmin(ReadOnlyAdmin):
     list_filter = ["decision_type", "kind", "status", "outcome"]
     list_select_related = ["ticket"]
     raw_id_fields = ["ticket", "decision"]
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    """Alerts are acknowledged on the console's alerts page, which records who did it."""
+
+    list_display = [
+        "type",
+        "severity",
+        "decision_type",
+        "value",
+        "threshold",
+        "created_at",
+        "acknowledged_by",
+    ]
+    list_filter = ["severity", "type", "decision_type"]

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from agents.models import AgentDecision, DecisionType
+from agents.models import AgentDecision, DecisionType, ModelVersion
 from tickets.models import Ticket
 
 
@@ -28,6 +28,14 @@ class CalibrationVersion(models.Model):
     ece = models.FloatField()
     brier = models.FloatField()
     samples = models.PositiveIntegerField()
+    # The model whose confidences it maps: a calibration never carries over to another model.
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="calibrations"
+    )
+    # "holdout" (a new model's predictions on held-out reviewed tickets) or "reviews".
+    source = models.CharField(max_length=16, default="reviews")
+    # What the inputs looked like: confidence histogram and label mix, for the drift check.
+    reference = models.JSONField(default=dict)
     fitted_at = models.DateTimeField()
 
     class Meta:
@@ -60,6 +68,9 @@ class AutomationPolicy(models.Model):
     threshold = models.FloatField(null=True, blank=True)
     # label -> threshold, for classes with enough reviewed decisions of their own.
     class_thresholds = models.JSONField(default=dict, blank=True)
+    # Overrides of autonomy.readiness.DEFAULT_CRITERIA, e.g. {"2": {"min_agreement": 0.8}}:
+    # the bar for leaving the phase named by the key.
+    criteria = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -226,3 +237,58 @@ class PhaseTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.policy.decision_type}: {self.from_phase} → {self.to_phase} ({self.direction})"
+
+
+class Alert(models.Model):
+    """Something the quality monitor saw that a person must look at and acknowledge."""
+
+    class Type(models.TextChoices):
+        ACCURACY_DEGRADATION = "ACCURACY_DEGRADATION"
+        OVERAUTOMATION_RISK = "OVERAUTOMATION_RISK"
+        CALIBRATION_DRIFT = "CALIBRATION_DRIFT"
+        INPUT_DRIFT = "INPUT_DRIFT"
+        OVERRIDE_SPIKE = "OVERRIDE_SPIKE"
+
+    class Severity(models.TextChoices):
+        HIGH = "high"
+        CRITICAL = "critical"
+
+    decision_type = models.CharField(max_length=16, choices=DecisionType.choices)
+    type = models.CharField(max_length=32, choices=Type.choices)
+    severity = models.CharField(max_length=8, choices=Severity.choices)
+    metric = models.CharField(max_length=64)
+    value = models.FloatField()
+    threshold = models.FloatField()
+    # How many observations the value rests on (reviewed samples, decisions).
+    samples = models.PositiveIntegerField(default=0)
+    recommendation = models.TextField()
+    # The phase the monitor proposes (high) or already moved the policy to (critical).
+    proposed_phase = models.PositiveSmallIntegerField(null=True, blank=True)
+    demotion = models.ForeignKey(
+        PhaseTransition, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    created_at = models.DateTimeField()
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("acknowledge_alert", "Can acknowledge quality alerts")]
+        indexes = [
+            # Alerts page: open alerts first, newest first.
+            models.Index(fields=["acknowledged_at", "-created_at"], name="alert_open_created_idx"),
+        ]
+        constraints = [
+            # One open alert per problem: the monitor updates it instead of piling up copies.
+            models.UniqueConstraint(
+                fields=["decision_type", "type"],
+                condition=Q(acknowledged_at__isnull=True),
+                name="alert_one_open_per_type",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} ({self.severity}) on {self.decision_type}"

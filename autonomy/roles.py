@@ -4,14 +4,24 @@ from tickets.roles import ADMIN, REVIEWER, SUPERVISOR, roles_ensure
 
 _VIEW = [
     f"autonomy.view_{model}"
-    for model in ["automationpolicy", "calibrationversion", "disposition", "reviewitem"]
+    for model in ["automationpolicy", "calibrationversion", "disposition", "reviewitem", "alert"]
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     REVIEWER: ["autonomy.view_reviewitem"],
     # Supervisors tune targets and review rates; phases move only through promote / demote.
-    SUPERVISOR: [*_VIEW, "autonomy.change_automationpolicy", "autonomy.change_phase"],
-    ADMIN: [*_VIEW, "autonomy.change_automationpolicy", "autonomy.change_phase"],
+    SUPERVISOR: [
+        *_VIEW,
+        "autonomy.change_automationpolicy",
+        "autonomy.change_phase",
+        "autonomy.acknowledge_alert",
+    ],
+    ADMIN: [
+        *_VIEW,
+        "autonomy.change_automationpolicy",
+        "autonomy.change_phase",
+        "autonomy.acknowledge_alert",
+    ],
 }
 
 

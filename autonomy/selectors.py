@@ -1,7 +1,122 @@
+"""Every read of the autonomy app: evidence for calibration, honest accuracy, readiness."""
+
+from dataclasses import dataclass
+
+import numpy as np
 from django.db.models import Count, Q
 
-from agents.models import AgentDecision, ModelVersion
-from autonomy.models import AutomationPolicy, Disposition, ReviewItem
+from agents.models import AgentDecision, HumanLabel, ModelVersion
+from autonomy.calibration import Estimate, proportion_estimate
+from autonomy.models import AutomationPolicy, Disposition, PhaseTransition, ReviewItem
+
+# Reviewed decisions a calibration is fitted on: the most recent ones.
+CALIBRATION_WINDOW = 5000
+# Decisions the rates of the current phase are measured on: the most recent ones.
+RATE_WINDOW = 500
+APPLIED = (Disposition.Kind.AUTO_APPLIED, Disposition.Kind.AUTO_APPLIED_WITH_REVIEW)
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """Decisions a person answered, newest first, as arrays."""
+
+    raw: np.ndarray
+    calibrated: np.ndarray  # NaN where none was set
+    correct: np.ndarray
+    weights: np.ndarray  # 1 / the chance the decision was drawn for review
+    labels: list[str]
+    eligible: np.ndarray  # could have been applied at all: in scope, a label, no guardrail block
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+
+def reviewed_decisions(
+    *,
+    decision_type: str,
+    model_version_id: int | None = None,
+    kind: str | None = None,
+    limit: int = CALIBRATION_WINDOW,
+) -> Reviewed:
+    """The latest ``limit`` answered review items of a decision type (of one model version)."""
+    items = ReviewItem.objects.filter(decision_type=decision_type, status=ReviewItem.Status.DONE)
+    if model_version_id is not None:
+        items = items.filter(decision__model_version_id=model_version_id)
+    if kind is not None:
+        items = items.filter(kind=kind)
+    rows = list(
+        items.order_by("-decided_at", "-id").values_list(
+            "decision__raw_confidence",
+            "decision__calibrated_confidence",
+            "outcome",
+            "sampling_rate",
+            "decision__label",
+            "decision__out_of_scope",
+            "decision__guardrail_violations",
+        )[:limit]
+    )
+    return Reviewed(
+        raw=np.array([r[0] for r in rows], dtype=float),
+        calibrated=np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=float),
+        correct=np.array([r[2] == ReviewItem.Outcome.CONFIRMED for r in rows], dtype=bool),
+        weights=np.array([1.0 / max(r[3], 1e-6) for r in rows], dtype=float),
+        labels=[r[4] for r in rows],
+        eligible=np.array([bool(r[4]) and not r[5] and not r[6] for r in rows], dtype=bool),
+    )
+
+
+def autonomous_accuracy(*, decision_type: str, since=None, last: int | None = None) -> Estimate:
+    """Accuracy of the decisions the machine applied on its own, honestly estimated.
+
+    Only from the random review sample of applied decisions (delayed reviews), each
+    weighted by 1 / its sampling rate; never from the low-confidence decisions people were
+    sent anyway, which would make the machine look worse (or, after a threshold change,
+    better) than it is.
+    """
+    items = ReviewItem.objects.filter(
+        decision_type=decision_type, kind=ReviewItem.Kind.DELAYED_REVIEW, status=ReviewItem.Status.DONE
+    )
+    if since is not None:
+        items = items.filter(created_at__gte=since)
+    rows = items.order_by("-decided_at", "-id").values_list("outcome", "sampling_rate")
+    rows = list(rows[:last] if last else rows)
+    return proportion_estimate(
+        [outcome == ReviewItem.Outcome.CONFIRMED for outcome, _ in rows],
+        [1.0 / max(rate, 1e-6) for _, rate in rows],
+    )
+
+
+def phase_started_at(*, policy: AutomationPolicy):
+    """When the policy entered its current phase (None: it never moved)."""
+    return (
+        PhaseTransition.objects.filter(policy=policy)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+    ).first()
+
+
+def disposition_counts(*, decision_type: str, since=None, last: int = RATE_WINDOW) -> dict[str, int]:
+    """How the latest ``last`` decisions (since ``since``) were disposed, by kind."""
+    rows = Disposition.objects.filter(decision__decision_type=decision_type)
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    kinds = list(rows.order_by("-id").values_list("kind", flat=True)[:last])
+    counts: dict[str, int] = {}
+    for kind in kinds:
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def critical_errors(*, decision_type: str, since=None) -> int:
+    """Applied decisions a reviewer overrode on a CRITICAL-priority or VIP customer's ticket."""
+    items = ReviewItem.objects.filter(
+        decision_type=decision_type,
+        kind=ReviewItem.Kind.DELAYED_REVIEW,
+        outcome=ReviewItem.Outcome.OVERRIDDEN,
+    ).filter(Q(ticket__priority="CRITICAL") | Q(ticket__customer__is_vip=True))
+    if since is not None:
+        items = items.filter(created_at__gte=since)
+    return items.count()
 
 
 def policy_metrics(*, decision_type: str) -> dict:
@@ -17,15 +132,14 @@ def policy_metrics(*, decision_type: str) -> dict:
         reviewed=Count("id"), confirmed=Count("id", filter=Q(outcome=ReviewItem.Outcome.CONFIRMED))
     )
     disposed = sum(kinds.values())
-    applied = kinds.get(Disposition.Kind.AUTO_APPLIED, 0) + kinds.get(
-        Disposition.Kind.AUTO_APPLIED_WITH_REVIEW, 0
-    )
+    applied = sum(kinds.get(kind, 0) for kind in APPLIED)
     return {
         "decisions": decisions,
         "dispositions": kinds,
         "reviewed": reviews["reviewed"],
         "agreement_rate": reviews["confirmed"] / reviews["reviewed"] if reviews["reviewed"] else None,
         "autonomous_rate": applied / disposed if disposed else None,
+        "autonomous_accuracy": autonomous_accuracy(decision_type=decision_type, last=RATE_WINDOW).to_dict(),
     }
 
 
@@ -47,5 +161,156 @@ def policy_snapshot(*, policy: AutomationPolicy) -> dict:
         "calibration_id": policy.calibration_id,
         "threshold": policy.threshold,
         "class_thresholds": policy.class_thresholds,
+        "criteria": policy.criteria,
         "model_version_id": model_id,
     }
+
+
+# --- readiness ---------------------------------------------------------------------------
+
+# The bar for leaving each phase upward (SPEC "Phase criteria"); a policy's ``criteria``
+# field overrides any of them, e.g. {"3": {"min_autonomous_rate": 0.7}}.
+DEFAULT_CRITERIA: dict[int, dict[str, float]] = {
+    # 1 → 2: enough human decisions captured, and the hidden AI answer agreed with them.
+    1: {"min_reviewed": 200, "min_accuracy": 0.80},
+    # 2 → 3: people agree with the suggestions, and what a threshold would apply is accurate.
+    2: {"min_reviewed": 200, "min_agreement": 0.75, "min_accuracy": 0.85},
+    # 3 → 4: most decisions autonomous, accurately, without a critical error.
+    3: {
+        "min_decisions": 300,
+        "min_reviewed": 100,
+        "min_autonomous_rate": 0.60,
+        "min_accuracy": 0.90,
+        "max_critical_errors": 0,
+    },
+    # 4 → 5: even more autonomous, accuracy maintained.
+    4: {
+        "min_decisions": 500,
+        "min_reviewed": 50,
+        "min_autonomous_rate": 0.80,
+        "min_accuracy": 0.90,
+        "max_critical_errors": 0,
+    },
+}
+
+
+def phase_criteria(*, policy: AutomationPolicy) -> dict[str, float]:
+    """The bar for leaving the policy's current phase upward ({} in phase 5)."""
+    criteria = dict(DEFAULT_CRITERIA.get(policy.phase, {}))
+    criteria.update(policy.criteria.get(str(policy.phase), {}))
+    return criteria
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def policy_readiness(*, policy: AutomationPolicy) -> dict:
+    """Where a decision type stands and what still blocks its next phase.
+
+    Rates are measured on the latest decisions since the policy entered its phase;
+    agreement and accuracy of phases 1–2 on the latest reviewed decisions of the active
+    model; autonomous accuracy only on the random review sample of applied decisions.
+    """
+    decision_type = policy.decision_type
+    since = phase_started_at(policy=policy)
+    criteria = phase_criteria(policy=policy)
+    counts = disposition_counts(decision_type=decision_type, since=since)
+    decided = sum(counts.values())
+    applied = sum(counts.get(kind, 0) for kind in APPLIED)
+    model_id = (
+        ModelVersion.objects.filter(decision_type=decision_type, is_active=True)
+        .values_list("id", flat=True)
+        .first()
+    )
+    recent = reviewed_decisions(
+        decision_type=decision_type,
+        model_version_id=model_id,
+        kind=ReviewItem.Kind.DECIDE,
+        limit=RATE_WINDOW,
+    )
+    agreement = float(recent.correct.mean()) if len(recent) else None
+    # What phase 3 would apply, judged on the decisions people made themselves.
+    would_apply = (
+        recent.eligible & ~np.isnan(recent.calibrated) & (recent.calibrated >= policy.threshold)
+        if policy.threshold is not None and len(recent)
+        else np.zeros(len(recent), dtype=bool)
+    )
+    projected = proportion_estimate(recent.correct[would_apply])
+    autonomous = autonomous_accuracy(decision_type=decision_type, since=since, last=RATE_WINDOW)
+    errors = critical_errors(decision_type=decision_type, since=since)
+    ece = policy.calibration.ece if policy.calibration else None
+    metrics = {
+        "phase": policy.phase,
+        "decisions": decided,
+        "reviewed": len(recent) if policy.phase <= 2 else autonomous.n,
+        "agreement_rate": agreement,
+        "projected_accuracy": projected.to_dict(),
+        "autonomous_rate": _share(applied, decided),
+        "autonomous_accuracy": autonomous.to_dict(),
+        "ece": ece,
+        "critical_errors": errors,
+        "threshold": policy.threshold,
+    }
+    blockers = _blockers(policy=policy, criteria=criteria, metrics=metrics, projected=projected)
+    accuracy = agreement if policy.phase <= 2 else autonomous.value
+    parts = [
+        accuracy or 0.0,  # success rate
+        1.0 - min(1.0, (autonomous.high - autonomous.low) if autonomous.n else 1.0),  # consistency
+        1.0 - min(1.0, ece if ece is not None else 1.0),  # confidence accuracy
+    ]
+    return {
+        **metrics,
+        "criteria": criteria,
+        "blockers": blockers,
+        "ready": policy.phase < 5 and not blockers,
+        "readiness_score": round(sum(parts) / len(parts), 4),
+    }
+
+
+def _blockers(*, policy: AutomationPolicy, criteria: dict, metrics: dict, projected: Estimate) -> list[str]:
+    """What keeps the policy from its next phase, in words a supervisor reads."""
+    if policy.phase >= 5:
+        return ["phase 5 is the highest phase"]
+    out = []
+
+    def at_least(value, bar, what: str, fmt: str = "{:.2f}") -> None:
+        if value is None or value < bar:
+            shown = "none yet" if value is None else fmt.format(value)
+            out.append(f"{what} {shown} < {fmt.format(bar)}")
+
+    if policy.phase <= 2:
+        at_least(metrics["reviewed"], criteria.get("min_reviewed", 0), "reviewed decisions", "{:.0f}")
+        if policy.phase == 1:
+            at_least(metrics["agreement_rate"], criteria.get("min_accuracy", 0), "shadow accuracy")
+        else:
+            at_least(metrics["agreement_rate"], criteria.get("min_agreement", 0), "agreement")
+            if policy.threshold is None:
+                out.append("no calibrated threshold meets the target precision yet")
+            else:
+                at_least(projected.value, criteria.get("min_accuracy", 0), "accuracy above the threshold")
+        return out
+    at_least(metrics["decisions"], criteria.get("min_decisions", 0), "decisions in this phase", "{:.0f}")
+    accuracy = metrics["autonomous_accuracy"]
+    at_least(accuracy["n"], criteria.get("min_reviewed", 0), "reviewed autonomous decisions", "{:.0f}")
+    at_least(metrics["autonomous_rate"], criteria.get("min_autonomous_rate", 0), "autonomous rate")
+    at_least(accuracy["value"], criteria.get("min_accuracy", 0), "autonomous accuracy")
+    if metrics["critical_errors"] > criteria.get("max_critical_errors", 0):
+        out.append(f"{metrics['critical_errors']} critical errors in this phase")
+    return out
+
+
+# A model is retrained when the human labels it could learn from grew by this share …
+RETRAIN_GROWTH = 0.25
+# … or, for a decision type without a model, once there are this many.
+RETRAIN_FIRST = 100
+
+
+def retrain_due(*, decision_type: str) -> bool:
+    """Enough new confirmed outcomes since the active model (or any model) was trained."""
+    labels = HumanLabel.objects.filter(decision_type=decision_type).count()
+    model = ModelVersion.objects.filter(decision_type=decision_type).order_by("-version").first()
+    if model is None:
+        return labels >= RETRAIN_FIRST
+    # training_size counts the labels outside the held-out fifth, about 80 % of all.
+    return labels * 0.8 >= model.training_size * (1 + RETRAIN_GROWTH)

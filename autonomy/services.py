@@ -2,23 +2,57 @@
 
 import hashlib
 import logging
+from dataclasses import dataclass
 
+import numpy as np
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
+from agents.ml import TextClassifier, brier, expected_calibration_error, reliability_bins
 from agents.models import AgentDecision, DecisionType, HumanLabel, ModelVersion
 from agents.proposers import ESCALATION_PATHS, NO_ESCALATION
-from agents.services import human_label_record
+from agents.providers import active_model
+from agents.services import (
+    human_label_record,
+    model_activate,
+    model_train,
+    training_examples,
+)
 from autonomy import selectors
-from autonomy.calibration import Calibration
-from autonomy.models import AutomationPolicy, Disposition, PhaseTransition, ReviewItem, RollbackPoint
+from autonomy.calibration import (
+    OTHER,
+    Calibration,
+    calibration_fit,
+    confidence_histogram,
+    label_mix,
+    population_stability,
+    threshold_select,
+    thresholds_per_class,
+)
+from autonomy.models import (
+    Alert,
+    AutomationPolicy,
+    CalibrationVersion,
+    Disposition,
+    PhaseTransition,
+    ReviewItem,
+    RollbackPoint,
+)
 from csai.errors import ApplicationError
 from tickets.models import Message, Ticket
+from tickets.roles import SUPERVISOR
 from tickets.services import message_post, ticket_escalate, ticket_triage_set
 
 logger = logging.getLogger(__name__)
 
 AI_SENDER = "csai-agents"
+User = get_user_model()
+# Fewer held-out reviewed tickets than this: a candidate model cannot be judged.
+MIN_HELD_OUT = 50
 
 
 def policy_for(decision_type: str) -> AutomationPolicy:
@@ -45,6 +79,9 @@ def _to_a_person(decision: AgentDecision, policy: AutomationPolicy, calibrated: 
         return "out of scope"
     if policy.calibration is None or calibrated is None:
         return "no calibration yet"
+    fitted_for = policy.calibration.model_version_id
+    if fitted_for is not None and fitted_for != decision.model_version_id:
+        return "the calibration was fitted for another model version"
     threshold = policy.threshold_for(decision.label)
     if threshold is None:
         return "no threshold yet: too few reviewed decisions at the target precision"
@@ -220,6 +257,7 @@ RESTORED_FIELDS = [
     "review_rate_phase5",
     "threshold",
     "class_thresholds",
+    "criteria",
 ]
 
 
@@ -317,12 +355,410 @@ def rollback_restore(*, point: RollbackPoint, actor, reason: str) -> PhaseTransi
             reason=reason,
         )
         for field in RESTORED_FIELDS:
-            setattr(policy, field, snapshot[field])
+            if field in snapshot:  # points taken before a field existed keep today's value
+                setattr(policy, field, snapshot[field])
         policy.calibration_id = snapshot["calibration_id"]
         policy.save(update_fields=[*RESTORED_FIELDS, "calibration", "updated_at"])
-        model_id = snapshot.get("model_version_id")
-        if model_id is not None:
-            versions = ModelVersion.objects.filter(decision_type=policy.decision_type)
-            versions.exclude(pk=model_id).filter(is_active=True).update(is_active=False)
-            versions.filter(pk=model_id).update(is_active=True)
+        model = ModelVersion.objects.filter(pk=snapshot.get("model_version_id")).first()
+        if model is not None:
+            model_activate(version=model)
     return transition
+
+
+# --- calibration and learning ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Decisions whose correctness a person established, for one model version."""
+
+    raw: np.ndarray
+    correct: np.ndarray
+    labels: list[str]
+    eligible: np.ndarray  # could be applied at all (in scope, labelled, no guardrail block)
+    weights: np.ndarray  # 1 / the chance each was drawn for review
+
+
+def calibration_refit(
+    *, decision_type: str, model_version: ModelVersion | None, evidence: Evidence, source: str
+) -> CalibrationVersion:
+    """Fit a new calibration and the thresholds it implies, and put both on the policy.
+
+    Global threshold from every eligible decision; a class gets its own when it has
+    ``min_samples`` of its own. Too little evidence for a threshold leaves none: then
+    every decision goes to a person.
+    """
+    calibration = calibration_fit(evidence.raw, evidence.correct, evidence.weights)
+    calibrated = calibration.apply(evidence.raw)
+    eligible = evidence.eligible
+    with transaction.atomic():
+        policy = _locked(policy_for(decision_type))
+        kwargs = {"target": policy.target_precision, "min_samples": policy.min_samples}
+        threshold = threshold_select(
+            calibrated[eligible], evidence.correct[eligible], weights=evidence.weights[eligible], **kwargs
+        )
+        per_class = thresholds_per_class(
+            calibrated[eligible],
+            evidence.correct[eligible],
+            [label for label, keep in zip(evidence.labels, eligible, strict=True) if keep],
+            weights=evidence.weights[eligible],
+            **kwargs,
+        )
+        last = CalibrationVersion.objects.filter(decision_type=decision_type).aggregate(n=Max("version"))["n"]
+        correct = evidence.correct.astype(float)
+        version = CalibrationVersion.objects.create(
+            decision_type=decision_type,
+            version=(last or 0) + 1,
+            params=calibration.to_dict(),
+            bins=reliability_bins(calibrated, correct),
+            ece=expected_calibration_error(calibrated, correct) if len(correct) else 0.0,
+            brier=brier(calibrated, correct) if len(correct) else 0.0,
+            samples=len(correct),
+            model_version=model_version,
+            source=source,
+            reference=drift_reference(raw=evidence.raw, labels=evidence.labels, weights=evidence.weights),
+            fitted_at=timezone.now(),
+        )
+        policy.calibration = version
+        policy.threshold = threshold
+        policy.class_thresholds = per_class
+        policy.save(update_fields=["calibration", "threshold", "class_thresholds", "updated_at"])
+    logger.info(
+        "calibration fitted",
+        extra={
+            "decision_type": decision_type,
+            "version": version.version,
+            "samples": version.samples,
+            "ece": round(version.ece, 4),
+            "threshold": threshold,
+        },
+    )
+    return version
+
+
+def drift_reference(*, raw, labels: list[str], weights) -> dict:
+    """What the inputs looked like when a calibration was fitted: raw confidence histogram
+    and predicted-label mix, each weighted back to the whole population of decisions."""
+    return {
+        "confidence": confidence_histogram(raw, weights),
+        "labels": label_mix(labels, weights=weights),
+    }
+
+
+def calibration_refresh(*, decision_type: str) -> CalibrationVersion | None:
+    """Refit the active model's calibration on its reviewed decisions, when they are more
+    evidence than the current calibration rests on. None when nothing changed."""
+    model = ModelVersion.objects.filter(decision_type=decision_type, is_active=True).first()
+    if model is None:
+        return None
+    reviewed = selectors.reviewed_decisions(decision_type=decision_type, model_version_id=model.pk)
+    current = policy_for(decision_type).calibration
+    if len(reviewed) == 0 or (
+        current is not None and current.model_version_id == model.pk and len(reviewed) <= current.samples
+    ):
+        return None
+    evidence = Evidence(reviewed.raw, reviewed.correct, reviewed.labels, reviewed.eligible, reviewed.weights)
+    return calibration_refit(
+        decision_type=decision_type, model_version=model, evidence=evidence, source="reviews"
+    )
+
+
+def _review_weights(*, decision_type: str, ticket_ids: list[int]) -> np.ndarray:
+    """1 / sampling rate of the review that labelled each ticket (1 for decided items)."""
+    rates = dict(
+        ReviewItem.objects.filter(
+            decision_type=decision_type, ticket_id__in=ticket_ids, status=ReviewItem.Status.DONE
+        ).values_list("ticket_id", "sampling_rate")
+    )
+    return np.array([1.0 / max(rates.get(t, 1.0), 1e-6) for t in ticket_ids], dtype=float)
+
+
+def model_retrain(*, decision_type: str, tolerance: float = 0.0) -> dict:
+    """Train a candidate on the confirmed outcomes and promote it only if it is not worse.
+
+    Candidate and current model are both judged on the held-out fifth of reviewed tickets
+    (weighted back to the population), which neither was trained on. A promoted candidate
+    gets its calibration and thresholds from those held-out predictions at once, so the
+    controller never applies a new model's decisions on an old model's calibration.
+    """
+    candidate = model_train(decision_type=decision_type, activate=False)
+    if candidate is None:
+        return {"status": "too-few-labels"}
+    held = training_examples(decision_type=decision_type, held=True)
+    if len(held.texts) < MIN_HELD_OUT:
+        model_activate(version=candidate)  # nothing to judge on yet: better than no model
+        return {"status": "promoted-unjudged", "version": candidate.version}
+    weights = _review_weights(decision_type=decision_type, ticket_ids=held.ticket_ids)
+    truth = np.asarray(held.labels)
+    predictions = TextClassifier.from_bytes(bytes(candidate.artifact)).predict_many(held.texts)
+    labels = np.asarray([p.label for p in predictions])
+    candidate_accuracy = float(np.average(labels == truth, weights=weights))
+    current = active_model(decision_type)
+    current_accuracy = None
+    if current is not None:
+        current_labels = np.asarray([p.label for p in current.classifier.predict_many(held.texts)])
+        current_accuracy = float(np.average(current_labels == truth, weights=weights))
+    result = {
+        "version": candidate.version,
+        "held_out": len(held.texts),
+        "candidate_accuracy": round(candidate_accuracy, 4),
+        "current_accuracy": None if current_accuracy is None else round(current_accuracy, 4),
+    }
+    if current_accuracy is not None and candidate_accuracy < current_accuracy - tolerance:
+        logger.info("candidate model rejected", extra={"decision_type": decision_type, **result})
+        return {"status": "rejected", **result}
+    evidence = Evidence(
+        raw=np.array([p.confidence for p in predictions], dtype=float),
+        correct=labels == truth,
+        labels=[p.label for p in predictions],
+        eligible=np.array([not p.out_of_scope for p in predictions], dtype=bool),
+        weights=weights,
+    )
+    with transaction.atomic():
+        model_activate(version=candidate)
+        calibration_refit(
+            decision_type=decision_type, model_version=candidate, evidence=evidence, source="holdout"
+        )
+    logger.info("candidate model promoted", extra={"decision_type": decision_type, **result})
+    return {"status": "promoted", **result}
+
+
+# --- quality monitor ---------------------------------------------------------------------
+
+# Bounds of the quality monitor (SPEC "Quality monitor"); settings.CSAI_MONITOR overrides any.
+MONITOR_DEFAULTS = {
+    "accuracy_window": 100,  # latest reviewed autonomous decisions the accuracy is measured on
+    "min_reviewed": 30,  # fewer than this: no accuracy alert (too noisy)
+    "accuracy_floor": 0.85,  # ACCURACY_DEGRADATION below (high)
+    "overautomation_rate": 0.9,  # OVERAUTOMATION_RISK above this autonomous rate …
+    "overautomation_accuracy": 0.9,  # … with accuracy below this (critical)
+    "rate_window": 200,  # latest decisions the autonomous rate and input drift are measured on
+    "psi_bound": 0.25,  # INPUT_DRIFT above (population stability index)
+    "ece_window": 500,
+    "ece_bound": 0.10,  # CALIBRATION_DRIFT above
+    "override_recent": 100,  # OVERRIDE_SPIKE: override rate of the latest reviews …
+    "override_baseline": 500,  # … against the reviews before them
+    "override_jump": 0.15,  # alert when recent > baseline + jump and > 2 × baseline
+    "safe_phase": 2,  # where a demotion takes an autonomous policy: people decide again
+}
+
+
+def monitor_settings() -> dict:
+    return {**MONITOR_DEFAULTS, **getattr(settings, "CSAI_MONITOR", {})}
+
+
+@dataclass(frozen=True)
+class Finding:
+    type: str
+    severity: str
+    metric: str
+    value: float
+    threshold: float
+    samples: int
+    recommendation: str
+
+
+def _findings(policy: AutomationPolicy, bounds: dict) -> list[Finding]:
+    """What is wrong with a policy's decisions right now (reads only)."""
+    decision_type = policy.decision_type
+    since = selectors.phase_started_at(policy=policy)
+    found = []
+    if policy.phase >= 3:
+        accuracy = selectors.autonomous_accuracy(
+            decision_type=decision_type, since=since, last=bounds["accuracy_window"]
+        )
+        counts = selectors.disposition_counts(
+            decision_type=decision_type, since=since, last=bounds["rate_window"]
+        )
+        decided = sum(counts.values())
+        rate = sum(counts.get(k, 0) for k in selectors.APPLIED) / decided if decided else 0.0
+        if accuracy.n >= bounds["min_reviewed"]:
+            if rate > bounds["overautomation_rate"] and accuracy.value < bounds["overautomation_accuracy"]:
+                found.append(
+                    Finding(
+                        Alert.Type.OVERAUTOMATION_RISK, Alert.Severity.CRITICAL, "autonomous_accuracy",
+                        accuracy.value, bounds["overautomation_accuracy"], accuracy.n,
+                        f"{rate:.0%} of decisions are applied automatically but only {accuracy.value:.0%} "
+                        f"of the sampled ones were right: autonomy is switched off until this is understood.",
+                    )
+                )  # fmt: skip
+            elif accuracy.value < bounds["accuracy_floor"]:
+                found.append(
+                    Finding(
+                        Alert.Type.ACCURACY_DEGRADATION, Alert.Severity.HIGH, "autonomous_accuracy",
+                        accuracy.value, bounds["accuracy_floor"], accuracy.n,
+                        f"Reviewed autonomous decisions are {accuracy.value:.0%} right "
+                        f"(95% interval {accuracy.low:.0%}–{accuracy.high:.0%}): demote and retrain.",
+                    )
+                )  # fmt: skip
+        found += _drift_findings(policy, bounds)
+    found += _calibration_findings(policy, bounds)
+    found += _override_findings(policy, bounds)
+    return found
+
+
+def _drift_findings(policy: AutomationPolicy, bounds: dict) -> list[Finding]:
+    """Input drift: latest decisions' raw confidence and label mix against the calibration's."""
+    reference = policy.calibration.reference if policy.calibration else {}
+    if not reference:
+        return []
+    rows = list(
+        AgentDecision.objects.filter(decision_type=policy.decision_type)
+        .order_by("-id")
+        .values_list("raw_confidence", "label")[: bounds["rate_window"]]
+    )
+    if len(rows) < bounds["rate_window"]:
+        return []
+    keep = [label for label in reference["labels"] if label != OTHER]
+    psi = max(
+        population_stability(reference["confidence"], confidence_histogram([r[0] for r in rows])),
+        population_stability(
+            list(reference["labels"].values()), list(label_mix([r[1] for r in rows], keep=keep).values())
+        ),
+    )
+    if psi <= bounds["psi_bound"]:
+        return []
+    return [
+        Finding(
+            Alert.Type.INPUT_DRIFT, Alert.Severity.HIGH, "population_stability", psi, bounds["psi_bound"],
+            len(rows),
+            "Recent tickets no longer look like those the calibration was fitted on (confidence or "
+            "label mix moved): its evidence may not hold. Demote until retrained and recalibrated.",
+        )
+    ]  # fmt: skip
+
+
+def _calibration_findings(policy: AutomationPolicy, bounds: dict) -> list[Finding]:
+    """Calibration drift: calibrated confidence of recent reviewed decisions vs their outcomes."""
+    if policy.calibration is None:
+        return []
+    reviewed = selectors.reviewed_decisions(
+        decision_type=policy.decision_type,
+        model_version_id=policy.calibration.model_version_id,
+        limit=bounds["ece_window"],
+    )
+    known = ~np.isnan(reviewed.calibrated)
+    if known.sum() < bounds["ece_window"] // 2:
+        return []
+    ece = expected_calibration_error(reviewed.calibrated[known], reviewed.correct[known].astype(float))
+    if ece <= bounds["ece_bound"]:
+        return []
+    return [
+        Finding(
+            Alert.Type.CALIBRATION_DRIFT, Alert.Severity.HIGH, "ece", ece, bounds["ece_bound"],
+            int(known.sum()),
+            "Calibrated confidence no longer matches how often decisions are right: refit the calibration.",
+        )
+    ]  # fmt: skip
+
+
+def _override_findings(policy: AutomationPolicy, bounds: dict) -> list[Finding]:
+    """A jump in how often reviewers override, latest reviews against the ones before."""
+    recent, baseline = bounds["override_recent"], bounds["override_baseline"]
+    outcomes = list(
+        ReviewItem.objects.filter(decision_type=policy.decision_type, status=ReviewItem.Status.DONE)
+        .order_by("-decided_at", "-id")
+        .values_list("outcome", flat=True)[: recent + baseline]
+    )
+    if len(outcomes) < recent + baseline // 2:
+        return []
+    overridden = [o == ReviewItem.Outcome.OVERRIDDEN for o in outcomes]
+    now, before = float(np.mean(overridden[:recent])), float(np.mean(overridden[recent:]))
+    if not (now > before + bounds["override_jump"] and now > 2 * before):
+        return []
+    return [
+        Finding(
+            Alert.Type.OVERRIDE_SPIKE, Alert.Severity.HIGH, "override_rate", now,
+            before + bounds["override_jump"], recent,
+            f"Reviewers overrode {now:.0%} of the latest decisions against {before:.0%} before.",
+        )
+    ]  # fmt: skip
+
+
+def quality_check(*, decision_type: str) -> list[Alert]:
+    """Run the monitor on one decision type: raise (or refresh) alerts, act on them.
+
+    A critical alert demotes an autonomous policy to the safe phase at once and tells the
+    supervisors; a high one proposes that demotion to them. One open alert per type: a
+    problem that persists refreshes its alert instead of adding copies.
+    """
+    bounds = monitor_settings()
+    policy = policy_for(decision_type)
+    raised = []
+    for finding in _findings(policy, bounds):
+        alert, created = _alert_upsert(policy, finding)
+        proposed = bounds["safe_phase"] if policy.phase > bounds["safe_phase"] else None
+        if finding.severity == Alert.Severity.CRITICAL and proposed is not None:
+            transition = policy_demote(
+                policy=policy,
+                actor=None,
+                to_phase=proposed,
+                reason=f"{finding.type}: {finding.recommendation}",
+            )
+            Alert.objects.filter(pk=alert.pk).update(demotion=transition, proposed_phase=proposed)
+            policy.refresh_from_db()
+        elif proposed is not None:
+            Alert.objects.filter(pk=alert.pk).update(proposed_phase=proposed)
+        if created:
+            _notify_supervisors(alert)
+        alert.refresh_from_db()
+        raised.append(alert)
+    return raised
+
+
+def _alert_upsert(policy: AutomationPolicy, finding: Finding) -> tuple[Alert, bool]:
+    values = {
+        "severity": finding.severity,
+        "metric": finding.metric,
+        "value": round(float(finding.value), 4),
+        "threshold": finding.threshold,
+        "samples": finding.samples,
+        "recommendation": finding.recommendation,
+    }
+    with transaction.atomic():
+        alert = (
+            Alert.objects.select_for_update()
+            .filter(decision_type=policy.decision_type, type=finding.type, acknowledged_at__isnull=True)
+            .first()
+        )
+        if alert is not None:
+            Alert.objects.filter(pk=alert.pk).update(**values)
+            return alert, False
+        alert = Alert.objects.create(
+            decision_type=policy.decision_type, type=finding.type, created_at=timezone.now(), **values
+        )
+    logger.warning(
+        "quality alert",
+        extra={"decision_type": policy.decision_type, "alert": finding.type, "severity": finding.severity},
+    )
+    return alert, True
+
+
+def _notify_supervisors(alert: Alert) -> None:
+    """Email every supervisor with an address; the alert itself is the in-app notice."""
+    recipients = list(
+        User.objects.filter(is_active=True, groups__name=SUPERVISOR)
+        .exclude(email="")
+        .values_list("email", flat=True)
+        .distinct()
+    )
+    if not recipients:
+        return
+    subject = f"[CSAI] {alert.severity.upper()}: {alert.type} on {alert.decision_type}"
+    body = (
+        f"{alert.recommendation}\n\n"
+        f"{alert.metric} = {alert.value:.3f} (bound {alert.threshold:.3f}, n = {alert.samples})."
+    )
+    if alert.proposed_phase:
+        body += f"\nProposed phase: {alert.proposed_phase}."
+    send_mail(subject, body, None, recipients, fail_silently=True)
+
+
+def alert_acknowledge(*, alert: Alert, actor, note: str = "") -> bool:
+    """A person has seen the alert; False when somebody already acknowledged it."""
+    if not actor.has_perm("autonomy.acknowledge_alert"):
+        raise ApplicationError("Only supervisors acknowledge alerts.", status_code=403)
+    updated = Alert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(
+        acknowledged_at=timezone.now(), acknowledged_by=actor, note=note.strip()
+    )
+    return updated == 1

@@ -235,6 +235,17 @@ CSAI_LLM_PRICE_OUT_PER_MTOK = _usd(
 # independent samples that agree (agents.proposers explains every confidence source).
 CSAI_LLM_SAMPLES = env_int("CSAI_LLM_SAMPLES", 3, minimum=1)
 
+# --- notifications ------------------------------------------------------------------------
+
+# Critical quality alerts are emailed to supervisors. Default: printed to the log stream.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "csai@localhost")
+
 # --- agents ---------------------------------------------------------------------------
 # Guardrails on every outgoing text; a violation blocks it. Empty list: the built-in
 # phrases (agents.guardrails.DEFAULT_FORBIDDEN_PHRASES).
@@ -264,6 +275,9 @@ CELERY_BEAT_SCHEDULE = {
     "sla-refresh": {"task": "tickets.tasks.sla_refresh", "schedule": 60.0},
     "intake-sweep": {"task": "tickets.tasks.intake_sweep", "schedule": 60.0},
     "pipeline-sweep": {"task": "agents.tasks.pipeline_sweep", "schedule": 60.0},
+    "quality-monitor": {"task": "autonomy.tasks.quality_monitor", "schedule": 300.0},
+    "calibration-refresh": {"task": "autonomy.tasks.calibration_refresh", "schedule": 3600.0},
+    "model-retrain": {"task": "autonomy.tasks.model_retrain", "schedule": 6 * 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(embedded.VAR_DIR / "celerybeat-schedule")
 

@@ -7,11 +7,17 @@ from hypothesis import strategies as st
 
 from autonomy.calibration import (
     ISOTONIC_MIN_SAMPLES,
+    OTHER,
     Calibration,
     calibration_fit,
+    confidence_histogram,
     coverage_at,
+    label_mix,
+    population_stability,
+    proportion_estimate,
     threshold_select,
     thresholds_per_class,
+    wilson_interval,
     wilson_lower_bound,
 )
 
@@ -50,10 +56,36 @@ def test_with_nothing_to_learn_from_it_keeps_the_raw_value():
     assert calibration_fit([0.2, 0.9], [True, True]).apply([0.3])[0] == pytest.approx(0.3)
 
 
-def test_wilson_lower_bound_matches_known_values():
+def test_wilson_bounds_match_known_values():
     assert wilson_lower_bound(0, 0) == 0
-    assert wilson_lower_bound(95, 100) == pytest.approx(0.8882, abs=1e-3)
-    assert wilson_lower_bound(950, 1000) == pytest.approx(0.9346, abs=1e-3)
+    # One-sided 95 % lower bounds (z = 1.645) …
+    assert wilson_lower_bound(95, 100) == pytest.approx(0.9008, abs=1e-3)
+    assert wilson_lower_bound(950, 1000) == pytest.approx(0.9374, abs=1e-3)
+    # … and the two-sided 95 % interval of the reports (z = 1.96).
+    assert wilson_interval(0.95, 100) == pytest.approx((0.8882, 0.9785), abs=1e-3)
+
+
+def test_a_sampled_review_counts_for_every_decision_it_stands_for():
+    # 10 low-confidence decisions reviewed in full (2 wrong), 10 sampled at 10 % (all right):
+    # the sampled ones stand for 100, so the estimate is close to their accuracy.
+    correct = [True] * 8 + [False] * 2 + [True] * 10
+    weights = [1.0] * 10 + [10.0] * 10
+    estimate = proportion_estimate(correct, weights)
+    assert estimate.value == pytest.approx(108 / 110)
+    assert estimate.n == 20
+    assert estimate.low < estimate.value < estimate.high
+    # Unweighted, the sampled decisions are drowned by the ones people decided anyway.
+    assert proportion_estimate(correct).value == pytest.approx(0.9)
+
+
+def test_population_stability_is_zero_for_the_same_mix_and_large_for_a_new_one():
+    before = label_mix(["a"] * 50 + ["b"] * 50)
+    assert population_stability(list(before.values()), list(before.values())) == 0
+    after = label_mix(["a"] * 5 + ["c"] * 95, keep=[k for k in before if k not in (OTHER, "(none)")])
+    assert after[OTHER] == pytest.approx(0.95)
+    assert label_mix(["a", ""])["(none)"] == 0.5
+    assert population_stability(list(before.values()), list(after.values())) > 1
+    assert confidence_histogram([0.05, 0.95, 1.0, 0.5]) == [0.25, 0, 0, 0, 0, 0.25, 0, 0, 0, 0.5]
 
 
 def test_the_threshold_is_the_lowest_confidence_whose_lower_bound_meets_the_target():

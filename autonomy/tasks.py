@@ -1,0 +1,33 @@
+"""Periodic autonomy work (schedules in settings.CELERY_BEAT_SCHEDULE): the quality monitor,
+calibration refits and retraining. Each task reads the current state first, so running it
+twice, or late, is harmless."""
+
+from celery import shared_task
+
+from agents.models import DecisionType
+from autonomy import selectors, services
+
+
+@shared_task(acks_late=True)
+def quality_monitor() -> str:
+    """Check every decision type; critical findings demote at once."""
+    alerts = [alert for t in DecisionType.values for alert in services.quality_check(decision_type=t)]
+    return f"alerts:{len(alerts)}"
+
+
+@shared_task(acks_late=True)
+def calibration_refresh() -> str:
+    """Refit calibrations that have gathered more reviewed evidence."""
+    fitted = [t for t in DecisionType.values if services.calibration_refresh(decision_type=t) is not None]
+    return f"refitted:{','.join(fitted) or 'none'}"
+
+
+@shared_task(acks_late=True)
+def model_retrain() -> str:
+    """Retrain decision types whose confirmed outcomes grew enough since their model."""
+    results = {
+        t: services.model_retrain(decision_type=t)["status"]
+        for t in DecisionType.values
+        if selectors.retrain_due(decision_type=t)
+    }
+    return " ".join(f"{t}:{status}" for t, status in results.items()) or "nothing-due"
