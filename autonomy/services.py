@@ -609,12 +609,11 @@ def _drift_findings(policy: AutomationPolicy, bounds: dict) -> list[Finding]:
     )
     if len(rows) < bounds["rate_window"]:
         return []
-    keep = [label for label in reference["labels"] if label != OTHER]
+    expected = reference["labels"]  # a jsonb object: key order is not kept, so match by key
+    recent = label_mix([r[1] for r in rows], keep=[label for label in expected if label != OTHER])
     psi = max(
         population_stability(reference["confidence"], confidence_histogram([r[0] for r in rows])),
-        population_stability(
-            list(reference["labels"].values()), list(label_mix([r[1] for r in rows], keep=keep).values())
-        ),
+        population_stability([expected[k] for k in recent], [recent[k] for k in recent]),
     )
     if psi <= bounds["psi_bound"]:
         return []

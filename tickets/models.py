@@ -105,7 +105,8 @@ class Ticket(models.Model):
     channel = models.CharField(max_length=16, choices=Channel.choices)
     status = models.CharField(max_length=24, choices=Status.choices, default=Status.NEW)
     # Empty until the classifier's decision is applied (by a person or the autonomy controller).
-    category = models.CharField(max_length=32, choices=Category.choices, blank=True)
+    # Default taxonomy in Category; a team trained on its own labels may use any up to 64 characters.
+    category = models.CharField(max_length=64, choices=Category.choices, blank=True)
     priority = models.CharField(max_length=16, choices=Priority.choices, blank=True)
     team = models.CharField(max_length=64, blank=True)
     assignee = models.ForeignKey(

@@ -6,13 +6,11 @@ calibration split carved from the training file (never on the test labels), exac
 controller fits them on reviewed decisions, and then judged on the test file.
 """
 
-import csv
 import json
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
@@ -27,36 +25,10 @@ from agents.ml import (
     reliability_bins,
 )
 from autonomy.calibration import calibration_fit, coverage_at, threshold_select, thresholds_per_class
+from autonomy.csvrows import load_rows, parse_where
 
 # The naive rule the calibrated threshold is compared with: act when the raw confidence is >= 0.7.
 FIXED_THRESHOLD = 0.7
-
-
-def parse_where(conditions: Sequence[str]) -> dict[str, str]:
-    """["split=train", ...] -> {"split": "train", ...}."""
-    where = {}
-    for condition in conditions:
-        column, sep, value = condition.partition("=")
-        if not sep or not column:
-            raise CommandError(f"bad condition {condition!r}: expected COLUMN=VALUE")
-        where[column] = value
-    return where
-
-
-def load_rows(path: str, *, text_col: str, label_col: str, where: dict[str, str]) -> list[tuple[str, str]]:
-    """(text, label) of the rows matching every condition; rows with an empty text are skipped."""
-    if not Path(path).is_file():
-        raise CommandError(f"no such file: {path}")
-    with open(path, newline="", encoding="utf-8") as file:
-        reader = csv.DictReader(file)
-        missing = [c for c in (text_col, label_col, *where) if c not in (reader.fieldnames or [])]
-        if missing:
-            raise CommandError(f"{path}: no column {', '.join(missing)} (columns: {reader.fieldnames})")
-        return [
-            (row[text_col], row[label_col])
-            for row in reader
-            if row[text_col].strip() and all(row[c] == v for c, v in where.items())
-        ]
 
 
 def calibration_split(

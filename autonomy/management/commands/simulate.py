@@ -1,0 +1,140 @@
+"""Replay labelled history through the real pipeline and controller, from phase 1 on."""
+
+import json
+import logging
+import os
+import sys
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from tqdm import tqdm
+
+from autonomy.csvrows import load_rows, parse_where
+from autonomy.simulation import Options, Row, shuffled, simulate
+from csai.celery import app as celery_app
+
+
+def _fraction(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+class Command(BaseCommand):
+    help = (
+        "Replay one or more labelled CSV files, in order, as tickets through the real pipeline and "
+        "autonomy controller, starting at phase 1. A simulated reviewer answers category review items "
+        "from the labels (wrong at --reviewer-error-rate); the policy is promoted as soon as the next "
+        "phase's criteria are met and demoted by the quality monitor. Runs in a throwaway database that "
+        "is dropped afterwards; the product's own data is never touched."
+    )
+    requires_system_checks = []
+
+    def add_arguments(self, parser):
+        parser.add_argument("--csv", action="append", required=True, help="CSV to replay (repeat: in order).")
+        parser.add_argument("--text-col", default="text")
+        parser.add_argument("--label-col", required=True)
+        parser.add_argument("--where", action="append", default=[], metavar="COL=VALUE")
+        parser.add_argument("--drift-at", type=int, help="From this ticket on, replay --drift-csv instead.")
+        parser.add_argument("--drift-csv")
+        parser.add_argument("--drift-text-col", help="Default: --text-col.")
+        parser.add_argument("--drift-label-col", help="Default: --label-col.")
+        parser.add_argument("--drift-where", action="append", default=[], metavar="COL=VALUE")
+        parser.add_argument("--reviewer-error-rate", type=float, default=0.02)
+        parser.add_argument("--target-precision", type=float, default=0.95)
+        parser.add_argument("--check-every", type=int, default=50, help="Tickets between monitor runs.")
+        parser.add_argument("--limit", type=int, help="Replay at most this many tickets.")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--no-shuffle",
+            action="store_true",
+            help="Keep each file's row order (by default each file is shuffled with --seed: labelled "
+            "datasets are often sorted by label, which is no arrival order).",
+        )
+        parser.add_argument("--json", action="store_true", help="JSON on stdout, the table on stderr.")
+
+    def _rows(self, path: str, text_col: str, label_col: str, where: list[str], seed: int, keep: bool):
+        rows = [Row(t, label) for t, label in load_rows(path, text_col=text_col, label_col=label_col,
+                                                       where=parse_where(where))]  # fmt: skip
+        return rows if keep else shuffled(rows, seed)
+
+    def handle(self, *args, **options):
+        if not 0 <= options["reviewer_error_rate"] < 1:
+            raise CommandError("--reviewer-error-rate must be in [0, 1)")
+        if not 0 < options["target_precision"] < 1:
+            raise CommandError("--target-precision must be between 0 and 1")
+        if (options["drift_at"] is None) != (options["drift_csv"] is None):
+            raise CommandError("--drift-at and --drift-csv go together")
+        keep, seed = options["no_shuffle"], options["seed"]
+        rows = []
+        for path in options["csv"]:
+            rows += self._rows(path, options["text_col"], options["label_col"], options["where"], seed, keep)
+        total = options["limit"] or len(rows)
+        drift_at = options["drift_at"]
+        if drift_at is not None:
+            drift = self._rows(
+                options["drift_csv"],
+                options["drift_text_col"] or options["text_col"],
+                options["drift_label_col"] or options["label_col"],
+                options["drift_where"],
+                seed,
+                keep,
+            )
+            rows = rows[:drift_at] + drift[: max(0, total - drift_at)]
+        rows = rows[:total]
+        if not rows:
+            raise CommandError("nothing to replay")
+        run_options = Options(
+            reviewer_error_rate=options["reviewer_error_rate"],
+            check_every=options["check_every"],
+            target_precision=options["target_precision"],
+            seed=seed,
+        )
+        started = time.perf_counter()
+        result = self._in_throwaway_database(rows, run_options, drift_at)
+        result["seconds"] = round(time.perf_counter() - started, 1)
+        out = sys.stderr if options["json"] else self.stdout
+        out.write(self._table(result) + "\n")
+        if options["json"]:
+            self.stdout.write(json.dumps(result, indent=2))
+
+    def _in_throwaway_database(self, rows: list[Row], run_options: Options, drift_at: int | None) -> dict:
+        """Create, migrate and drop a database of our own; Celery runs every task in process."""
+        connection.settings_dict.setdefault("TEST", {})["NAME"] = f"csai_simulate_{os.getpid()}"
+        eager = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
+        celery_app.conf.task_always_eager = celery_app.conf.task_eager_propagates = True
+        logging.disable(logging.INFO)  # per-ticket log lines would drown the progress bar
+        original = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+        try:
+            with connection.cursor() as cursor:
+                # A replay needs no durability: commits need not wait for the disk.
+                cursor.execute("SET synchronous_commit TO off")
+            with tqdm(total=len(rows), desc="simulating", unit="ticket", file=sys.stderr) as bar:
+                return simulate(rows, options=run_options, drift_at=drift_at, progress=bar.update)
+        finally:
+            connection.creation.destroy_test_db(original, verbosity=0)
+            celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = eager
+            logging.disable(logging.NOTSET)
+
+    def _table(self, result: dict) -> str:
+        lines = [
+            f"{'phase':>5} {'tickets':>8} {'autonomous':>10} {'precision':>9} {'human':>7} {'ECE':>6}",
+        ]
+        for p in result["phases"]:
+            lines.append(
+                f"{p['phase']:>5} {p['tickets']:>8} {p['autonomous_rate']:>10.3f} "
+                f"{_fraction(p['autonomous_precision']):>9} {p['human_decisions']:>7} {_fraction(p['ece']):>6}"
+            )
+        lines.append(
+            f"final phase {result['final_phase']}; autonomous {result['autonomous_rate']:.3f} at true "
+            f"precision {_fraction(result['autonomous_precision'])}; {result['human_decisions']} human "
+            f"decisions; {len(result['alerts'])} alerts; {result['seconds']} s"
+        )
+        if "after_drift" in result:
+            after = result["after_drift"]
+            lines.append(
+                f"after the drift at ticket {after['from_ticket']}: {after['applied']} applied at precision "
+                f"{_fraction(after['autonomous_precision'])}"
+            )
+        for t in result["transitions"]:
+            lines.append(f"  ticket {t['at_ticket']}: {t['from']} → {t['to']} by {t['by']}: {t['reason'][:90]}")
+        return "\n".join(lines)

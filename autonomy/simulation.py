@@ -1,0 +1,251 @@
+"""The phase journey on labelled history: tickets replayed through the real pipeline and
+controller, a simulated reviewer answering from the ground truth, a simulated supervisor.
+
+Everything runs in this process: Celery tasks execute eagerly (the same task code a worker
+runs), the quality monitor, calibration refits and retraining are called on a ticket count
+instead of a clock. The supervisor promotes as soon as ``policy_readiness`` has no blocker,
+and accepts every demotion the monitor proposes; critical alerts demote by themselves.
+
+Only the category decision has a ground truth in a labelled CSV; the other decision types
+run too (it is the real pipeline) and their review items are left waiting.
+"""
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from agents.ml import expected_calibration_error
+from agents.models import DecisionType
+from autonomy import selectors, services
+from autonomy.models import Alert, Disposition, PhaseTransition, ReviewItem
+from tickets.models import Channel, Ticket, Tier
+from tickets.roles import REVIEWER, SUPERVISOR
+from tickets.services import CustomerData, TicketData, ticket_create
+
+CATEGORY = DecisionType.CATEGORY
+SOURCE = "simulation"
+SUBJECT_FROM_TEXT = 80
+CUSTOMERS = 50
+
+
+@dataclass(frozen=True)
+class Row:
+    text: str
+    label: str
+
+
+@dataclass
+class Options:
+    reviewer_error_rate: float = 0.02
+    check_every: int = 50  # tickets between monitor / readiness / retrain checks
+    target_precision: float = 0.95
+    seed: int = 0
+
+
+@dataclass
+class Journal:
+    """What happened, for the report; ticket outcomes are read back from the database."""
+
+    truth: dict[str, str] = field(default_factory=dict)  # external id -> true label
+    order: dict[str, int] = field(default_factory=dict)  # external id -> position in the stream
+    retrains: list[dict] = field(default_factory=list)
+
+
+def _users():
+    User = get_user_model()
+    reviewer, _ = User.objects.get_or_create(username="sim-reviewer")
+    supervisor, _ = User.objects.get_or_create(username="sim-supervisor")
+    reviewer.groups.add(Group.objects.get(name=REVIEWER))
+    supervisor.groups.add(Group.objects.get(name=SUPERVISOR))
+    # Fresh objects: permission caches are filled on first use.
+    return User.objects.get(pk=reviewer.pk), User.objects.get(pk=supervisor.pk)
+
+
+def _ticket(index: int, row: Row, rng: random.Random) -> TicketData:
+    customer = rng.randrange(CUSTOMERS)
+    return TicketData(
+        source=SOURCE,
+        external_id=f"sim-{index}",
+        subject=row.text[:SUBJECT_FROM_TEXT],
+        body=row.text,
+        channel=Channel.API,
+        customer=CustomerData(
+            external_id=f"sim-customer-{customer}",
+            name=f"Customer {customer}",
+            tier=[Tier.BASIC, Tier.STANDARD, Tier.PREMIUM][customer % 3],
+        ),
+        metadata={},
+    )
+
+
+def _review(ticket_id: int, truth: str, labels: list[str], reviewer, options: Options, rng) -> None:
+    """The simulated reviewer answers the ticket's category items, wrong at the error rate."""
+    for item in ReviewItem.objects.filter(
+        ticket_id=ticket_id, decision_type=CATEGORY, status=ReviewItem.Status.PENDING
+    ).select_related("decision"):
+        answer = truth
+        if rng.random() < options.reviewer_error_rate:
+            answer = rng.choice([label for label in labels if label != truth] or [truth])
+        services.review_item_decide(item=item, actor=reviewer, label=answer, seconds=20.0)
+
+
+def _supervise(supervisor, journal: Journal) -> None:
+    """Monitor, learn, recalibrate, then promote or accept proposed demotions."""
+    for alert in services.quality_check(decision_type=CATEGORY):
+        policy = services.policy_for(CATEGORY)
+        if alert.proposed_phase and policy.phase > alert.proposed_phase:
+            services.policy_demote(
+                policy=policy,
+                actor=supervisor,
+                to_phase=alert.proposed_phase,
+                reason=f"Accepting the monitor's proposal ({alert.type}): {alert.recommendation}",
+            )
+        services.alert_acknowledge(alert=alert, actor=supervisor, note="simulated supervisor")
+    if selectors.retrain_due(decision_type=CATEGORY):
+        journal.retrains.append(services.model_retrain(decision_type=CATEGORY))
+    else:
+        services.calibration_refresh(decision_type=CATEGORY)
+    policy = services.policy_for(CATEGORY)
+    readiness = selectors.policy_readiness(policy=policy)
+    if readiness["ready"]:
+        services.policy_promote(policy=policy, actor=supervisor, reason="All criteria of the next phase met.")
+
+
+def simulate(
+    rows: list[Row],
+    *,
+    options: Options,
+    drift_at: int | None = None,
+    progress: Callable[[int], None] = lambda n: None,
+) -> dict:
+    """Replay ``rows`` in order; returns the report (see ``report``). ``drift_at`` only
+    labels the report: from that position on, the rows came from another source."""
+    rng = random.Random(options.seed)
+    reviewer, supervisor = _users()
+    policy = services.policy_for(CATEGORY)
+    policy.target_precision = options.target_precision
+    policy.save(update_fields=["target_precision", "updated_at"])
+    labels = sorted({row.label for row in rows})
+    journal = Journal()
+    for index, row in enumerate(rows):
+        data = _ticket(index, row, rng)
+        journal.truth[data.external_id] = row.label
+        journal.order[data.external_id] = index
+        ticket, _ = ticket_create(data=data)  # eager Celery: intake and all four agents run now
+        _review(ticket.pk, row.label, labels, reviewer, options, rng)
+        if (index + 1) % options.check_every == 0:
+            _supervise(supervisor, journal)
+        progress(1)
+    return report(journal, drift_at=drift_at)
+
+
+def report(journal: Journal, *, drift_at: int | None) -> dict:
+    """Per phase and overall: tickets, autonomous rate and true precision, human decisions, ECE."""
+    rows = Disposition.objects.filter(decision__decision_type=CATEGORY).values_list(
+        "decision__ticket__external_id",
+        "phase",
+        "applied",
+        "decision__label",
+        "decision__calibrated_confidence",
+    )
+    humans = set(
+        ReviewItem.objects.filter(decision_type=CATEGORY, status=ReviewItem.Status.DONE).values_list(
+            "ticket__external_id", flat=True
+        )
+    )
+    by_phase: dict[int, dict] = {}
+    overall = {"applied": 0, "right": 0, "after_drift_applied": 0, "after_drift_right": 0}
+    for external_id, phase, applied, label, calibrated in rows:
+        truth = journal.truth.get(external_id)
+        if truth is None:
+            continue
+        right = label == truth
+        stats = by_phase.setdefault(
+            phase, {"tickets": 0, "applied": 0, "right": 0, "human": 0, "confidence": [], "correct": []}
+        )
+        stats["tickets"] += 1
+        stats["human"] += external_id in humans
+        if calibrated is not None:
+            stats["confidence"].append(calibrated)
+            stats["correct"].append(float(right))
+        if applied:
+            stats["applied"] += 1
+            stats["right"] += right
+            overall["applied"] += 1
+            overall["right"] += right
+            if drift_at is not None and journal.order[external_id] >= drift_at:
+                overall["after_drift_applied"] += 1
+                overall["after_drift_right"] += right
+    phases = [
+        {
+            "phase": phase,
+            "tickets": s["tickets"],
+            "autonomous_rate": s["applied"] / s["tickets"],
+            "autonomous_precision": s["right"] / s["applied"] if s["applied"] else None,
+            "human_decisions": s["human"],
+            "ece": expected_calibration_error(s["confidence"], s["correct"]) if s["confidence"] else None,
+        }
+        for phase, s in sorted(by_phase.items())
+    ]
+    tickets = sum(s["tickets"] for s in by_phase.values())
+    transitions = [
+        {
+            "at_ticket": _position_at(journal, t.created_at),
+            "direction": t.direction,
+            "from": t.from_phase,
+            "to": t.to_phase,
+            "by": t.actor.username if t.actor else "system",
+            "reason": t.reason[:160],
+        }
+        for t in PhaseTransition.objects.select_related("actor").order_by("created_at", "id")
+    ]
+    alerts = [
+        {
+            "at_ticket": _position_at(journal, a.created_at),
+            "type": a.type,
+            "severity": a.severity,
+            "value": a.value,
+            "threshold": a.threshold,
+            "proposed_phase": a.proposed_phase,
+        }
+        for a in Alert.objects.order_by("created_at", "id")
+    ]
+    result = {
+        "tickets": tickets,
+        "final_phase": services.policy_for(CATEGORY).phase,
+        "autonomous_rate": overall["applied"] / tickets if tickets else 0.0,
+        "autonomous_precision": overall["right"] / overall["applied"] if overall["applied"] else None,
+        "human_decisions": len(humans),
+        "phases": phases,
+        "alerts": alerts,
+        "transitions": transitions,
+        "retrains": journal.retrains,
+    }
+    if drift_at is not None:
+        applied = overall["after_drift_applied"]
+        result["after_drift"] = {
+            "from_ticket": drift_at,
+            "applied": applied,
+            "autonomous_precision": overall["after_drift_right"] / applied if applied else None,
+        }
+    return result
+
+
+def _position_at(journal: Journal, moment) -> int | None:
+    """The stream position of the last ticket created before ``moment``."""
+    external_id = (
+        Ticket.objects.filter(source=SOURCE, created_at__lte=moment)
+        .order_by("-created_at", "-id")
+        .values_list("external_id", flat=True)
+        .first()
+    )
+    return journal.order.get(external_id) if external_id else None
+
+
+def shuffled(rows: list[Row], seed: int) -> list[Row]:
+    out = list(rows)
+    random.Random(seed).shuffle(out)
+    return out
