@@ -122,7 +122,8 @@ class Command(BaseCommand):
         for p in result["phases"]:
             lines.append(
                 f"{p['phase']:>5} {p['tickets']:>8} {p['autonomous_rate']:>10.3f} "
-                f"{_fraction(p['autonomous_precision']):>9} {p['human_decisions']:>7} {_fraction(p['ece']):>6}"
+                f"{_fraction(p['autonomous_precision']):>9} {p['human_decisions']:>7} "
+                f"{_fraction(p['ece']):>6}"
             )
         lines.append(
             f"final phase {result['final_phase']}; autonomous {result['autonomous_rate']:.3f} at true "
@@ -136,5 +137,6 @@ class Command(BaseCommand):
                 f"{_fraction(after['autonomous_precision'])}"
             )
         for t in result["transitions"]:
-            lines.append(f"  ticket {t['at_ticket']}: {t['from']} → {t['to']} by {t['by']}: {t['reason'][:90]}")
+            moved = f"{t['from']} → {t['to']} by {t['by']}"
+            lines.append(f"  ticket {t['at_ticket']}: {moved}: {t['reason'][:90]}")
         return "\n".join(lines)
