@@ -36,14 +36,18 @@ def reviewed_decisions(
     decision_type: str,
     model_version_id: int | None = None,
     kind: str | None = None,
+    since=None,
     limit: int = CALIBRATION_WINDOW,
 ) -> Reviewed:
-    """The latest ``limit`` answered review items of a decision type (of one model version)."""
+    """The latest ``limit`` answered review items of a decision type (of one model version,
+    of one kind, created since a moment)."""
     items = ReviewItem.objects.filter(decision_type=decision_type, status=ReviewItem.Status.DONE)
     if model_version_id is not None:
         items = items.filter(decision__model_version_id=model_version_id)
     if kind is not None:
         items = items.filter(kind=kind)
+    if since is not None:
+        items = items.filter(created_at__gte=since)
     rows = list(
         items.order_by("-decided_at", "-id").values_list(
             "decision__raw_confidence",
@@ -169,14 +173,16 @@ def policy_snapshot(*, policy: AutomationPolicy) -> dict:
 # --- readiness ---------------------------------------------------------------------------
 
 # The bar for leaving each phase upward (SPEC "Phase criteria"); a policy's ``criteria``
-# field overrides any of them, e.g. {"3": {"min_autonomous_rate": 0.7}}.
+# field overrides any of them, e.g. {"3": {"min_autonomous_rate": 0.7}}. ``window``: how
+# many of the latest decisions (and reviews) of the phase the rates are measured on.
 DEFAULT_CRITERIA: dict[int, dict[str, float]] = {
     # 1 → 2: enough human decisions captured, and the hidden AI answer agreed with them.
-    1: {"min_reviewed": 200, "min_accuracy": 0.80},
+    1: {"window": RATE_WINDOW, "min_reviewed": 200, "min_accuracy": 0.80},
     # 2 → 3: people agree with the suggestions, and what a threshold would apply is accurate.
-    2: {"min_reviewed": 200, "min_agreement": 0.75, "min_accuracy": 0.85},
+    2: {"window": RATE_WINDOW, "min_reviewed": 200, "min_agreement": 0.75, "min_accuracy": 0.85},
     # 3 → 4: most decisions autonomous, accurately, without a critical error.
     3: {
+        "window": RATE_WINDOW,
         "min_decisions": 300,
         "min_reviewed": 100,
         "min_autonomous_rate": 0.60,
@@ -185,6 +191,7 @@ DEFAULT_CRITERIA: dict[int, dict[str, float]] = {
     },
     # 4 → 5: even more autonomous, accuracy maintained.
     4: {
+        "window": RATE_WINDOW,
         "min_decisions": 500,
         "min_reviewed": 50,
         "min_autonomous_rate": 0.80,
@@ -208,26 +215,19 @@ def _share(part: int, whole: int) -> float | None:
 def policy_readiness(*, policy: AutomationPolicy) -> dict:
     """Where a decision type stands and what still blocks its next phase.
 
-    Rates are measured on the latest decisions since the policy entered its phase;
-    agreement and accuracy of phases 1–2 on the latest reviewed decisions of the active
-    model; autonomous accuracy only on the random review sample of applied decisions.
+    Everything is measured on the latest decisions since the policy entered its phase;
+    autonomous accuracy only on the random review sample of applied decisions.
     """
     decision_type = policy.decision_type
     since = phase_started_at(policy=policy)
     criteria = phase_criteria(policy=policy)
-    counts = disposition_counts(decision_type=decision_type, since=since)
+    window = int(criteria.get("window", RATE_WINDOW))
+    counts = disposition_counts(decision_type=decision_type, since=since, last=window)
     decided = sum(counts.values())
     applied = sum(counts.get(kind, 0) for kind in APPLIED)
-    model_id = (
-        ModelVersion.objects.filter(decision_type=decision_type, is_active=True)
-        .values_list("id", flat=True)
-        .first()
-    )
+    # Whatever model version made them: the latest decisions of this phase people answered.
     recent = reviewed_decisions(
-        decision_type=decision_type,
-        model_version_id=model_id,
-        kind=ReviewItem.Kind.DECIDE,
-        limit=RATE_WINDOW,
+        decision_type=decision_type, kind=ReviewItem.Kind.DECIDE, since=since, limit=window
     )
     agreement = float(recent.correct.mean()) if len(recent) else None
     # What phase 3 would apply, judged on the decisions people made themselves.
@@ -237,7 +237,7 @@ def policy_readiness(*, policy: AutomationPolicy) -> dict:
         else np.zeros(len(recent), dtype=bool)
     )
     projected = proportion_estimate(recent.correct[would_apply])
-    autonomous = autonomous_accuracy(decision_type=decision_type, since=since, last=RATE_WINDOW)
+    autonomous = autonomous_accuracy(decision_type=decision_type, since=since, last=window)
     errors = critical_errors(decision_type=decision_type, since=since)
     ece = policy.calibration.ece if policy.calibration else None
     metrics = {

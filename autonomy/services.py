@@ -598,12 +598,16 @@ def _findings(policy: AutomationPolicy, bounds: dict) -> list[Finding]:
 
 
 def _drift_findings(policy: AutomationPolicy, bounds: dict) -> list[Finding]:
-    """Input drift: latest decisions' raw confidence and label mix against the calibration's."""
-    reference = policy.calibration.reference if policy.calibration else {}
-    if not reference:
-        return []
+    """Input drift: the latest decisions of the calibrated model against what the
+    calibration was fitted on (raw confidence histogram and label mix)."""
+    calibration = policy.calibration
+    if calibration is None or not calibration.reference or calibration.samples < bounds["rate_window"]:
+        return []  # too small a reference: every comparison would look like drift
+    reference = calibration.reference
     rows = list(
-        AgentDecision.objects.filter(decision_type=policy.decision_type)
+        AgentDecision.objects.filter(
+            decision_type=policy.decision_type, model_version_id=calibration.model_version_id
+        )
         .order_by("-id")
         .values_list("raw_confidence", "label")[: bounds["rate_window"]]
     )

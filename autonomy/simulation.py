@@ -10,8 +10,10 @@ Only the category decision has a ground truth in a labelled CSV; the other decis
 run too (it is the real pipeline) and their review items are left waiting.
 """
 
+import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
@@ -21,6 +23,7 @@ from agents.ml import expected_calibration_error
 from agents.models import DecisionType
 from autonomy import selectors, services
 from autonomy.models import Alert, Disposition, PhaseTransition, ReviewItem
+from csai.celery import app as celery_app
 from tickets.models import Channel, Ticket, Tier
 from tickets.roles import REVIEWER, SUPERVISOR
 from tickets.services import CustomerData, TicketData, ticket_create
@@ -43,6 +46,10 @@ class Options:
     check_every: int = 50  # tickets between monitor / readiness / retrain checks
     target_precision: float = 0.95
     seed: int = 0
+    # Reviewed decisions a threshold needs (the policy's min_samples).
+    min_samples: int = 100
+    # Overrides of the phase criteria (autonomy.selectors.DEFAULT_CRITERIA), as a policy holds them.
+    criteria: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -52,6 +59,21 @@ class Journal:
     truth: dict[str, str] = field(default_factory=dict)  # external id -> true label
     order: dict[str, int] = field(default_factory=dict)  # external id -> position in the stream
     retrains: list[dict] = field(default_factory=list)
+
+
+@contextmanager
+def tasks_in_process() -> Iterator[None]:
+    """Celery runs each task in this process as it is sent (the same code a worker runs),
+    and per-ticket log lines are muted so the progress bar stays readable."""
+    conf = celery_app.conf
+    saved = conf.task_always_eager, conf.task_eager_propagates
+    conf.task_always_eager = conf.task_eager_propagates = True
+    logging.disable(logging.INFO)
+    try:
+        yield
+    finally:
+        conf.task_always_eager, conf.task_eager_propagates = saved
+        logging.disable(logging.NOTSET)
 
 
 def _users():
@@ -106,8 +128,7 @@ def _supervise(supervisor, journal: Journal) -> None:
         services.alert_acknowledge(alert=alert, actor=supervisor, note="simulated supervisor")
     if selectors.retrain_due(decision_type=CATEGORY):
         journal.retrains.append(services.model_retrain(decision_type=CATEGORY))
-    else:
-        services.calibration_refresh(decision_type=CATEGORY)
+    services.calibration_refresh(decision_type=CATEGORY)
     policy = services.policy_for(CATEGORY)
     readiness = selectors.policy_readiness(policy=policy)
     if readiness["ready"]:
@@ -127,7 +148,9 @@ def simulate(
     reviewer, supervisor = _users()
     policy = services.policy_for(CATEGORY)
     policy.target_precision = options.target_precision
-    policy.save(update_fields=["target_precision", "updated_at"])
+    policy.criteria = options.criteria
+    policy.min_samples = options.min_samples
+    policy.save(update_fields=["target_precision", "criteria", "min_samples", "updated_at"])
     labels = sorted({row.label for row in rows})
     journal = Journal()
     for index, row in enumerate(rows):

@@ -1,7 +1,6 @@
 """Replay labelled history through the real pipeline and controller, from phase 1 on."""
 
 import json
-import logging
 import os
 import sys
 import time
@@ -11,8 +10,7 @@ from django.db import connection
 from tqdm import tqdm
 
 from autonomy.csvrows import load_rows, parse_where
-from autonomy.simulation import Options, Row, shuffled, simulate
-from csai.celery import app as celery_app
+from autonomy.simulation import Options, Row, shuffled, simulate, tasks_in_process
 
 
 def _fraction(value) -> str:
@@ -100,20 +98,16 @@ class Command(BaseCommand):
     def _in_throwaway_database(self, rows: list[Row], run_options: Options, drift_at: int | None) -> dict:
         """Create, migrate and drop a database of our own; Celery runs every task in process."""
         connection.settings_dict.setdefault("TEST", {})["NAME"] = f"csai_simulate_{os.getpid()}"
-        eager = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
-        celery_app.conf.task_always_eager = celery_app.conf.task_eager_propagates = True
-        logging.disable(logging.INFO)  # per-ticket log lines would drown the progress bar
         original = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
         try:
             with connection.cursor() as cursor:
                 # A replay needs no durability: commits need not wait for the disk.
                 cursor.execute("SET synchronous_commit TO off")
-            with tqdm(total=len(rows), desc="simulating", unit="ticket", file=sys.stderr) as bar:
+            bar = tqdm(total=len(rows), desc="simulating", unit="ticket", file=sys.stderr)
+            with tasks_in_process(), bar:
                 return simulate(rows, options=run_options, drift_at=drift_at, progress=bar.update)
         finally:
             connection.creation.destroy_test_db(original, verbosity=0)
-            celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = eager
-            logging.disable(logging.NOTSET)
 
     def _table(self, result: dict) -> str:
         lines = [

@@ -1,0 +1,64 @@
+"""The phase journey: from full human oversight to autonomy on measured evidence, and back."""
+
+import json
+
+import pytest
+from django.core.management import call_command
+
+from autonomy.models import AutomationPolicy, PhaseTransition
+from autonomy.simulation import Options, Row, simulate, tasks_in_process
+from tickets.demo import generate_tickets
+
+# Lower bars than the defaults, so a few hundred demo tickets are enough for the journey.
+QUICK = {
+    "1": {"window": 60, "min_reviewed": 40},
+    "2": {"window": 60, "min_reviewed": 40},
+    "3": {"window": 60, "min_decisions": 40, "min_reviewed": 30},
+}
+
+
+def demo_rows(count: int) -> list[Row]:
+    return [
+        Row(f"{t['subject']}\n{t['body']}", t["metadata"]["demo_truth"]["category"])
+        for t in generate_tickets(count=count, seed=11)
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_climbs_from_full_oversight_to_autonomy_on_the_evidence():
+    with tasks_in_process():
+        options = Options(check_every=20, criteria=QUICK, target_precision=0.9, min_samples=20)
+        result = simulate(demo_rows(300), options=options)
+
+    phases = [p["phase"] for p in result["phases"]]
+    assert phases[0] == 1 and result["final_phase"] >= 3
+    # Every promotion was one phase up, by the (simulated) supervisor, on met criteria.
+    promotions = PhaseTransition.objects.filter(direction="promote").order_by("created_at")
+    assert [(t.from_phase, t.to_phase) for t in promotions][:2] == [(1, 2), (2, 3)]
+    assert all(t.actor.username == "sim-supervisor" for t in promotions)
+    # Phase 1 and 2: people decided everything; later the machine applied most, and rightly.
+    first = result["phases"][0]
+    assert first["autonomous_rate"] == 0 and first["human_decisions"] == first["tickets"]
+    autonomous = result["phases"][-1]
+    assert autonomous["phase"] >= 3 and autonomous["autonomous_rate"] > 0.5
+    assert result["autonomous_precision"] >= 0.9
+    assert result["human_decisions"] < result["tickets"]
+    assert result["retrains"] and result["retrains"][0]["status"].startswith("promoted")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_replays_in_a_database_of_its_own_and_prints_json(tmp_path, capsys):
+    path = tmp_path / "history.csv"
+    rows = demo_rows(60)
+    path.write_text("text,label\n" + "".join(f'"{r.text.replace(chr(34), "")}",{r.label}\n' for r in rows))
+
+    call_command("simulate", "--csv", str(path), "--label-col", "label", "--json", "--check-every", "30")
+
+    out, err = capsys.readouterr()
+    result = json.loads(out)
+    assert result["tickets"] == 60 and result["final_phase"] == 1
+    assert set(result) >= {"final_phase", "autonomous_rate", "autonomous_precision", "human_decisions",
+                           "phases", "alerts", "transitions"}  # fmt: skip
+    assert "phase" in err and "final phase 1" in err
+    # The product's own database saw none of it.
+    assert not AutomationPolicy.objects.exists()
