@@ -165,7 +165,9 @@ def thresholds_per_class(
     min_samples: int,
     weights: Sequence[float] | None = None,
 ) -> dict[str, float]:
-    """A threshold for each predicted class with enough reviewed decisions to have one."""
+    """Each predicted class with ``min_samples`` reviewed decisions of its own gets its own
+    threshold, or None when none of its confidences meets the target (its decisions then go
+    to people); classes with less evidence are left to the global threshold."""
     c = np.asarray(calibrated, dtype=float)
     y = np.asarray(correct, dtype=bool)
     w = _weights(weights, len(c))
@@ -178,8 +180,8 @@ def thresholds_per_class(
         threshold = threshold_select(
             c[mask], y[mask], target=target, min_samples=min_samples, weights=w[mask]
         )
-        if threshold is not None:
-            found[str(label)] = threshold
+        # None: the class has the evidence, and it says no confidence is safe for it.
+        found[str(label)] = threshold
     return found
 
 

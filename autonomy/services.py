@@ -84,7 +84,7 @@ def _to_a_person(decision: AgentDecision, policy: AutomationPolicy, calibrated: 
         return "the calibration was fitted for another model version"
     threshold = policy.threshold_for(decision.label)
     if threshold is None:
-        return "no threshold yet: too few reviewed decisions at the target precision"
+        return "no threshold: the reviewed decisions do not show the target precision (yet)"
     if calibrated < threshold:
         return f"calibrated confidence {calibrated:.2f} below threshold {threshold:.2f}"
     return ""

@@ -124,6 +124,14 @@ def test_classes_without_enough_data_get_no_threshold_of_their_own():
     assert thresholds_per_class(calibrated, correct, labels, target=0.9, min_samples=50) == {"billing": 0.9}
 
 
+def test_a_class_whose_evidence_falls_short_of_the_target_goes_to_people():
+    labels = ["billing"] * 200 + ["tricky"] * 200
+    calibrated = [0.9] * 400
+    correct = [True] * 200 + [True, False] * 100  # "tricky" is right half the time
+    found = thresholds_per_class(calibrated, correct, labels, target=0.9, min_samples=50)
+    assert found == {"billing": 0.9, "tricky": None}
+
+
 def test_coverage_without_a_threshold_is_zero():
     assert coverage_at([0.9, 0.8], [True, False], None) == (0.0, None, 0)
     assert coverage_at([0.9, 0.8], [True, False], 0.85) == (0.5, 1.0, 1)

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from autonomy.management.commands.evaluate import calibration_split
+from autonomy.management.commands.evaluate import calibration_folds
 from tickets.demo import generate_tickets
 
 OUT_OF_SCOPE = [
@@ -161,7 +161,7 @@ def test_the_evaluate_command_prints_a_summary(tmp_path, capsys, history):
         (["--train-where", "split=nothing"], "training set is empty"),
         (["--train-where", "split"], "expected COLUMN=VALUE"),
         (["--target-precision", "1"], "between 0 and 1"),
-        (["--target-precision", "0.9", "--calibration-share", "0"], "between 0 and 1"),
+        (["--target-precision", "0.9", "--calibration-folds", "1"], "at least 2"),
         (["--target-precision", "0.9", "--min-samples", "0"], "at least 1"),
         (["--target-precision", "0.9", "--train-where", "split=nothing"], "training set is empty"),
     ],
@@ -178,21 +178,22 @@ def test_the_evaluate_command_rejects_bad_input(tmp_path, history, args, message
 # --- with --target-precision: calibration, threshold, coverage -------------------------------
 
 
-def test_it_holds_out_a_share_of_every_label_for_calibration():
+def test_every_label_is_spread_evenly_over_the_calibration_splits():
     rows = [(f"text {i}", "A") for i in range(50)] + [(f"text {i}", "B") for i in range(10)]
     rows += [("the only C", "C")]
-    rest, held = calibration_split(rows, share=0.2, seed=0)
-    assert Counter(label for _, label in held) == {"A": 10, "B": 2}  # C keeps its one row
-    assert sorted(rest + held) == sorted(rows)
-    assert calibration_split(rows, share=0.2, seed=0) == (rest, held)
-    assert calibration_split(rows, share=0.2, seed=1) != (rest, held)
+    fold = calibration_folds(rows, folds=5, seed=0)
+    for k in range(5):
+        in_split = [label for (_, label), f in zip(rows, fold, strict=True) if f == k]
+        assert Counter(in_split)["A"] == 10 and Counter(in_split)["B"] == 2
+    assert (calibration_folds(rows, folds=5, seed=0) == fold).all()
+    assert (calibration_folds(rows, folds=5, seed=1) != fold).any()
 
 
 def test_it_applies_automatically_at_about_the_target_precision(at_target):
     for key in KEYS:
         assert key in at_target
-    assert at_target["n_calibration"] == 80  # 20 % of the 400 training rows, per label
-    assert at_target["n_train"] == 320
+    # Every training row is predicted by a model that never saw it, and calibrated on.
+    assert at_target["n_calibration"] == at_target["n_train"] == 400
     assert at_target["calibration"]["method"] == "sigmoid"  # under 1,000 calibration rows
     assert at_target["calibration"]["ece_after"] < at_target["calibration"]["ece_before"]
     assert at_target["threshold"] is not None
@@ -231,7 +232,7 @@ def test_an_unreachable_target_sends_everything_to_a_human(priority_files):
     train, test = priority_files
     result = _evaluate(
         "--train", train, "--test", test, "--label-col", "priority",
-        "--target-precision", "0.999", "--min-samples", "1000",  # more than the 80 calibration rows
+        "--target-precision", "0.999", "--min-samples", "1000",  # more than the 400 calibration rows
     )  # fmt: skip
     assert result["threshold"] is None
     assert result["coverage"] == 0
@@ -257,7 +258,7 @@ def test_out_of_scope_rows_mostly_go_to_a_human(tmp_path, history, held_out):
     )  # fmt: skip
 
     assert result["labels"] == 4
-    assert result["n_calibration"] == 88  # 80 tickets and 8 recipes
+    assert result["n_calibration"] == 440  # 400 tickets and 40 recipes
     assert result["out_of_scope"]["n"] == 30
     assert result["threshold"] is not None
     assert result["oos_to_human"] >= 0.8  # measured 0.93: 28 of 30

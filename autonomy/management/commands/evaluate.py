@@ -31,24 +31,38 @@ from autonomy.csvrows import load_rows, parse_where
 FIXED_THRESHOLD = 0.7
 
 
-def calibration_split(
-    rows: list[tuple[str, str]], *, share: float, seed: int
-) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(rows to train on, rows to calibrate on): about ``share`` of each label's rows, drawn with
-    the seed, are held out; every label keeps at least one row to train on."""
+def calibration_folds(rows: list[tuple[str, str]], *, folds: int, seed: int) -> np.ndarray:
+    """The calibration split each training row belongs to (0 .. folds-1), stratified by label:
+    each label's rows, shuffled with the seed, are dealt round the splits."""
     rng = np.random.default_rng(seed)
     by_label = defaultdict(list)
     for index, (_, label) in enumerate(rows):
         by_label[label].append(index)
-    held = set()
+    fold = np.zeros(len(rows), dtype=int)
     for label in sorted(by_label):
-        indices = by_label[label]
-        count = min(int(share * len(indices) + 0.5), len(indices) - 1)
-        held.update(int(i) for i in rng.permutation(indices)[:count])
-    return (
-        [row for index, row in enumerate(rows) if index not in held],
-        [row for index, row in enumerate(rows) if index in held],
-    )
+        for position, index in enumerate(rng.permutation(by_label[label])):
+            fold[index] = position % folds
+    return fold
+
+
+def cross_fitted(
+    rows: list[tuple[str, str]], *, folds: int, oos_label: str | None, seed: int
+) -> list[Prediction]:
+    """A prediction for every training row from a model that never saw it.
+
+    Each of the ``folds`` calibration splits is predicted by a classifier trained on the
+    other splits, so the whole training file serves as reviewed evidence and the final
+    model can still train on all of it.
+    """
+    fold = calibration_folds(rows, folds=folds, seed=seed)
+    predictions: list[Prediction | None] = [None] * len(rows)
+    for k in tqdm(range(folds), desc="calibration splits", unit="split", file=sys.stderr):
+        classifier, _ = train([row for row, f in zip(rows, fold, strict=True) if f != k], oos_label=oos_label,
+                              seed=seed)  # fmt: skip
+        held = [i for i in range(len(rows)) if fold[i] == k]
+        for i, prediction in zip(held, classifier.predict_many([rows[i][0] for i in held]), strict=True):
+            predictions[i] = prediction
+    return predictions
 
 
 def train(rows: list[tuple[str, str]], *, oos_label: str | None, seed: int) -> tuple[TextClassifier, float]:
@@ -74,24 +88,24 @@ def predict_timed(classifier: TextClassifier, texts: Sequence[str]) -> tuple[lis
 
 
 def autonomy_report(
-    classifier: TextClassifier,
     *,
-    calibration_rows: list[tuple[str, str]],
+    held: Sequence[Prediction],
+    held_truth: Sequence[str],
     predictions: Sequence[Prediction],
     truth: Sequence[str],
     out_of_scope: set[str],
     target: float,
     min_samples: int,
 ) -> dict:
-    """Calibration and threshold from the calibration rows, then coverage and precision on the test rows.
+    """Calibration and threshold from the cross-fitted training predictions, then coverage and
+    precision on the test rows.
 
     A test row is applied automatically when the model keeps it in scope and its calibrated
     confidence is at or above the threshold; a row whose true label is out of scope counts as
     wrong when applied.
     """
-    held = classifier.predict_many([text for text, _ in calibration_rows])
     held_raw = np.array([p.confidence for p in held], dtype=float)
-    held_correct = correctness(held, [label for _, label in calibration_rows]).astype(bool)
+    held_correct = correctness(held, held_truth).astype(bool)
     calibration = calibration_fit(held_raw, held_correct)
     held_calibrated = calibration.apply(held_raw)
     # Only rows the model keeps in scope can ever be applied, so only they choose the threshold.
@@ -114,18 +128,25 @@ def autonomy_report(
     # Out of scope per the model: a person decides, whatever the threshold (-1 is below every one).
     model_in_scope = np.array([not p.out_of_scope for p in predictions], dtype=bool)
     candidates = np.where(model_in_scope, calibrated, -1.0)
-    coverage, auto_precision, n_applied = coverage_at(candidates, correct, threshold)
+    # As the controller does: a class's own threshold where it has one (None: never), else the global.
+    limits = [per_class.get(p.label, threshold) for p in predictions]
+    limits = np.array([np.inf if t is None else t for t in limits], dtype=float)
+    applied = candidates >= limits
+    n_applied = int(applied.sum())
+    coverage = n_applied / len(raw) if len(raw) else 0.0
+    auto_precision = float(correct[applied].mean()) if n_applied else None
     fixed_coverage, fixed_precision, _ = coverage_at(
         np.where(model_in_scope, raw, -1.0), correct, FIXED_THRESHOLD
     )
-    applied = candidates >= threshold if threshold is not None else np.zeros(len(raw), dtype=bool)
     return {
         "target_precision": target,
         "min_samples": min_samples,
         "threshold": threshold,
-        "thresholds_per_class": len(per_class),  # how many predicted classes get their own threshold
-        # Measured on the calibration split: ece_after is in-sample there (optimistic for
-        # isotonic); ece_calibrated below is the same figure on the test rows.
+        # Predicted classes with their own threshold, and those whose evidence allows none.
+        "thresholds_per_class": sum(t is not None for t in per_class.values()),
+        "classes_to_people": sum(t is None for t in per_class.values()),
+        # Measured on the training rows' cross-fitted predictions: ece_after is in-sample there
+        # (optimistic for isotonic); ece_calibrated below is the same figure on the test rows.
         "calibration": {
             "method": calibration.method,
             "n": calibration.n,
@@ -156,7 +177,8 @@ class Command(BaseCommand):
         "time: accuracy, macro F1, calibration (ECE, Brier), latency, and how out-of-scope rows "
         "(labels unseen in training, or --oos-label) are handled. With --target-precision, also the "
         "share of test rows applied automatically at that precision, with calibration and threshold "
-        "fitted on a split of the training file. Needs no database."
+        "fitted on cross-fitted predictions of the training file (never the test labels). Needs no "
+        "database."
     )
     requires_system_checks = []
 
@@ -185,10 +207,11 @@ class Command(BaseCommand):
             help="Fit calibration and a threshold for precision P (0 < P < 1) and report coverage.",
         )
         parser.add_argument(
-            "--calibration-share",
-            type=float,
-            default=0.2,
-            help="Share of the training rows held out to calibrate on (default 0.2).",
+            "--calibration-folds",
+            type=int,
+            default=5,
+            help="Calibration splits of the training file, each predicted by a model trained on the "
+            "others (default 5).",
         )
         parser.add_argument(
             "--min-samples",
@@ -200,11 +223,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         text_col, label_col, oos_label = options["text_col"], options["label_col"], options["oos_label"]
-        target, share = options["target_precision"], options["calibration_share"]
+        target, folds = options["target_precision"], options["calibration_folds"]
         if target is not None and not 0 < target < 1:
             raise CommandError("--target-precision must be between 0 and 1")
-        if not 0 < share < 1:
-            raise CommandError("--calibration-share must be between 0 and 1")
+        if folds < 2:
+            raise CommandError("--calibration-folds must be at least 2")
         if options["min_samples"] < 1:
             raise CommandError("--min-samples must be at least 1")
         train_rows = load_rows(
@@ -218,13 +241,12 @@ class Command(BaseCommand):
         )
         if not test_rows:
             raise CommandError("the test set is empty (after the filters)")
-        calibration_rows = []
+        held: list[Prediction] = []
         if target is not None:
-            # Rows labelled --oos-label are never trained on, but a share of them is calibrated
-            # on: answers the model would give them are wrong, and the threshold should know.
-            train_rows, calibration_rows = calibration_split(train_rows, share=share, seed=options["seed"])
-            if not calibration_rows and any(label != oos_label for _, label in train_rows):
-                raise CommandError("the calibration split is empty: use more training rows or a larger share")
+            # Rows labelled --oos-label are never trained on, but they are predicted and
+            # calibrated on: any answer to them is wrong, and the threshold should know.
+            held = cross_fitted(train_rows, folds=folds, oos_label=oos_label, seed=options["seed"])
+        held_truth = [label for _, label in train_rows]
         train_rows = [(text, label) for text, label in train_rows if label != oos_label]
         classifier, train_seconds = train(train_rows, oos_label=oos_label, seed=options["seed"])
         truth = [label for _, label in test_rows]
@@ -241,12 +263,13 @@ class Command(BaseCommand):
             **metrics(predictions, truth, out_of_scope=out_of_scope),
         }
         if target is not None:
-            result["n_calibration"] = len(calibration_rows)
+            result["n_calibration"] = len(held)
+            result["calibration_folds"] = folds
             result["reliability_raw"] = result["reliability"]
             result.update(
                 autonomy_report(
-                    classifier,
-                    calibration_rows=calibration_rows,
+                    held=held,
+                    held_truth=held_truth,
                     predictions=predictions,
                     truth=truth,
                     out_of_scope=out_of_scope,
@@ -273,8 +296,8 @@ class Command(BaseCommand):
             "none (everything to a human)" if result["threshold"] is None else f"{result['threshold']:.4f}"
         )
         self.stdout.write(
-            f"target precision {target}: {calibration['method']} calibration on {calibration['n']} held-out "
-            f"training rows, calibrated threshold {threshold}\n"
+            f"target precision {target}: {calibration['method']} calibration on {calibration['n']} "
+            f"cross-fitted training rows, calibrated threshold {threshold}\n"
             f"applied automatically: coverage {result['coverage']:.4f} at precision "
             f"{_fraction(result['auto_precision'])} (oracle coverage {result['oracle_coverage']:.4f})\n"
             f"fixed raw threshold {FIXED_THRESHOLD}: coverage {fixed['coverage']:.4f} at precision "
