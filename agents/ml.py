@@ -34,6 +34,7 @@ so every label predicted for them counts as wrong.
 
 import math
 import pickle
+import warnings
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -122,7 +123,11 @@ class TextClassifier:
         x = _stack(words.fit_transform(documents), chars.fit_transform(documents))
         model = LogisticRegression(C=30.0, max_iter=3000, random_state=seed)
         y = [str(label) for label in labels]
-        model.fit(x, y)
+        with warnings.catch_warnings():
+            # Early in a team's life there are few labels per class; sklearn warns that the
+            # labels look like a regression target. They are not.
+            warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
+            model.fit(x, y)
         centroids, scope_low, scope_high = _scope_reference(x, np.searchsorted(model.classes_, y))
         return cls(
             words=words,

@@ -6,19 +6,22 @@ runs), the quality monitor, calibration refits and retraining are called on a ti
 instead of a clock. The supervisor promotes as soon as ``policy_readiness`` has no blocker,
 and accepts every demotion the monitor proposes; critical alerts demote by themselves.
 
-Only the category decision has a ground truth in a labelled CSV; the other decision types
-run too (it is the real pipeline) and their review items are left waiting.
+Only the category decision has a ground truth in a labelled CSV. By default the pipeline
+therefore stops after its first step (category and priority); ``full_pipeline`` runs the
+strategy, escalation and reply agents too, at about twice the cost per ticket, and leaves
+their review items waiting.
 """
 
 import logging
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
+from agents import tasks as agent_tasks
 from agents.ml import expected_calibration_error
 from agents.models import DecisionType
 from autonomy import selectors, services
@@ -62,17 +65,20 @@ class Journal:
 
 
 @contextmanager
-def tasks_in_process() -> Iterator[None]:
+def tasks_in_process(*, full_pipeline: bool = True) -> Iterator[None]:
     """Celery runs each task in this process as it is sent (the same code a worker runs),
-    and per-ticket log lines are muted so the progress bar stays readable."""
+    and per-ticket log lines are muted so the progress bar stays readable. Without
+    ``full_pipeline`` a run ends after the classifier step."""
     conf = celery_app.conf
-    saved = conf.task_always_eager, conf.task_eager_propagates
+    saved = conf.task_always_eager, conf.task_eager_propagates, agent_tasks.CLASSIFY
     conf.task_always_eager = conf.task_eager_propagates = True
+    if not full_pipeline:
+        agent_tasks.CLASSIFY = replace(agent_tasks.CLASSIFY, next_stage=Ticket.Stage.END, next_task=None)
     logging.disable(logging.INFO)
     try:
         yield
     finally:
-        conf.task_always_eager, conf.task_eager_propagates = saved
+        conf.task_always_eager, conf.task_eager_propagates, agent_tasks.CLASSIFY = saved
         logging.disable(logging.NOTSET)
 
 

@@ -48,6 +48,12 @@ class Command(BaseCommand):
             help="Keep each file's row order (by default each file is shuffled with --seed: labelled "
             "datasets are often sorted by label, which is no arrival order).",
         )
+        parser.add_argument(
+            "--full-pipeline",
+            action="store_true",
+            help="Run the strategy, escalation and reply agents too (about twice the time; the CSV has "
+            "no truth for them). By default each run ends after the classifier step.",
+        )
         parser.add_argument("--json", action="store_true", help="JSON on stdout, the table on stderr.")
 
     def _rows(self, path: str, text_col: str, label_col: str, where: list[str], seed: int, keep: bool):
@@ -88,14 +94,16 @@ class Command(BaseCommand):
             seed=seed,
         )
         started = time.perf_counter()
-        result = self._in_throwaway_database(rows, run_options, drift_at)
+        result = self._in_throwaway_database(rows, run_options, drift_at, options["full_pipeline"])
         result["seconds"] = round(time.perf_counter() - started, 1)
         out = sys.stderr if options["json"] else self.stdout
         out.write(self._table(result) + "\n")
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=2))
 
-    def _in_throwaway_database(self, rows: list[Row], run_options: Options, drift_at: int | None) -> dict:
+    def _in_throwaway_database(
+        self, rows: list[Row], run_options: Options, drift_at: int | None, full_pipeline: bool
+    ) -> dict:
         """Create, migrate and drop a database of our own; Celery runs every task in process."""
         connection.settings_dict.setdefault("TEST", {})["NAME"] = f"csai_simulate_{os.getpid()}"
         original = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
@@ -104,7 +112,7 @@ class Command(BaseCommand):
                 # A replay needs no durability: commits need not wait for the disk.
                 cursor.execute("SET synchronous_commit TO off")
             bar = tqdm(total=len(rows), desc="simulating", unit="ticket", file=sys.stderr)
-            with tasks_in_process(), bar:
+            with tasks_in_process(full_pipeline=full_pipeline), bar:
                 return simulate(rows, options=run_options, drift_at=drift_at, progress=bar.update)
         finally:
             connection.creation.destroy_test_db(original, verbosity=0)
