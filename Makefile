@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install install-dev run test lint format bench-intake bench-pipeline bench-evaluate services-stop clean
+.PHONY: install install-dev run test lint format bench-intake bench-pipeline bench-evaluate bench-simulate services-stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,13 @@ bench-evaluate: $(STAMP)  ## local classifier on BANKING77 and CLINC150, plain a
 	$(BIN)/python manage.py evaluate --train $(DATASETS)/clinc150/clinc150.csv --test $(DATASETS)/clinc150/clinc150.csv \
 		--text-col text --label-col intent --train-where split=train --test-where split=val --oos-label oos \
 		--target-precision 0.95 --calibration-folds 10 --json > bench/results/evaluate-clinc150-p95.json
+
+bench-simulate: $(STAMP)  ## the phase journey on BANKING77, then with CLINC150 drift (bench/results/simulate-*.json)
+	$(BIN)/python manage.py simulate --csv $(DATASETS)/banking77/train.csv --csv $(DATASETS)/banking77/test.csv \
+		--label-col category --json > bench/results/simulate-banking77.json
+	$(BIN)/python manage.py simulate --csv $(DATASETS)/banking77/train.csv --csv $(DATASETS)/banking77/test.csv \
+		--label-col category --drift-at 8000 --drift-csv $(DATASETS)/clinc150/clinc150.csv --drift-label-col intent \
+		--drift-where split=train --json > bench/results/simulate-drift.json
 
 services-stop: $(STAMP)  ## stop embedded Postgres/Redis left by a crashed process
 	$(BIN)/python -m csai.embedded stop

@@ -1,4 +1,5 @@
-"""Automation policies over REST: read for every role, promote / demote / restore for supervisors."""
+"""Automation policies over REST: read for every role; readiness, promote / demote / restore
+and alerts for supervisors."""
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
@@ -6,11 +7,14 @@ from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from autonomy import services
-from autonomy.models import AutomationPolicy, RollbackPoint
+from autonomy import selectors, services
+from autonomy.models import Alert, AutomationPolicy, RollbackPoint
 from autonomy.serializers import (
+    AcknowledgeSerializer,
+    AlertSerializer,
     DemoteSerializer,
     PolicySerializer,
+    ReadinessSerializer,
     ReasonSerializer,
     RollbackPointSerializer,
     TransitionSerializer,
@@ -85,3 +89,42 @@ class RollbackRestoreView(APIView):
             point=point, actor=request.user, reason=data.validated_data["reason"]
         )
         return Response(TransitionSerializer(transition).data, status=status.HTTP_201_CREATED)
+
+
+class PolicyReadinessView(APIView):
+    permission_classes = [permissions.IsAuthenticated, CanChangePhases]
+
+    @extend_schema(responses=ReadinessSerializer)
+    def get(self, request, decision_type: str):
+        readiness = selectors.policy_readiness(policy=_policy(decision_type))
+        return Response(ReadinessSerializer(readiness).data)
+
+
+class CanSeeAlerts(permissions.BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.has_perm("autonomy.view_alert"))
+
+
+class AlertListView(APIView):
+    permission_classes = [permissions.IsAuthenticated, CanSeeAlerts]
+
+    @extend_schema(responses=AlertSerializer(many=True))
+    def get(self, request):
+        alerts = Alert.objects.select_related("acknowledged_by").order_by("acknowledged_at", "-created_at")
+        return Response(AlertSerializer(alerts[:200], many=True).data)
+
+
+class AlertAcknowledgeView(APIView):
+    permission_classes = [permissions.IsAuthenticated, CanSeeAlerts]
+
+    @extend_schema(request=AcknowledgeSerializer, responses=AlertSerializer)
+    def post(self, request, alert_id: int):
+        data = AcknowledgeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        alert = get_object_or_404(Alert, pk=alert_id)
+        if not services.alert_acknowledge(alert=alert, actor=request.user, note=data.validated_data["note"]):
+            return Response(
+                {"detail": "This alert was already acknowledged."}, status=status.HTTP_409_CONFLICT
+            )
+        alert.refresh_from_db()
+        return Response(AlertSerializer(alert).data)

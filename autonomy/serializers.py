@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from autonomy.models import AutomationPolicy, PhaseTransition, RollbackPoint
+from autonomy.models import Alert, AutomationPolicy, PhaseTransition, RollbackPoint
 
 
 class PolicySerializer(serializers.ModelSerializer):
@@ -55,3 +55,51 @@ class ReasonSerializer(serializers.Serializer):
 
 class DemoteSerializer(ReasonSerializer):
     to_phase = serializers.IntegerField(min_value=1, max_value=4, required=False)
+
+
+class ReadinessSerializer(serializers.Serializer):
+    """Where a decision type stands: autonomy.selectors.policy_readiness."""
+
+    phase = serializers.IntegerField()
+    decisions = serializers.IntegerField()
+    reviewed = serializers.IntegerField()
+    agreement_rate = serializers.FloatField(allow_null=True)
+    projected_accuracy = serializers.DictField()
+    autonomous_rate = serializers.FloatField(allow_null=True)
+    autonomous_accuracy = serializers.DictField(help_text="value, 95 % interval (low, high) and n")
+    ece = serializers.FloatField(allow_null=True)
+    critical_errors = serializers.IntegerField()
+    threshold = serializers.FloatField(allow_null=True)
+    criteria = serializers.DictField()
+    blockers = serializers.ListField(child=serializers.CharField())
+    ready = serializers.BooleanField()
+    readiness_score = serializers.FloatField()
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    acknowledged_by = serializers.CharField(source="acknowledged_by.username", default=None, read_only=True)
+
+    class Meta:
+        model = Alert
+        fields = [
+            "id",
+            "decision_type",
+            "type",
+            "severity",
+            "metric",
+            "value",
+            "threshold",
+            "samples",
+            "recommendation",
+            "proposed_phase",
+            "demotion",
+            "created_at",
+            "acknowledged_by",
+            "acknowledged_at",
+            "note",
+        ]
+        read_only_fields = fields
+
+
+class AcknowledgeSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")

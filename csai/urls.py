@@ -38,6 +38,17 @@ urlpatterns = [
         name="api-policy-demote",
     ),
     path(
+        "api/v1/policies/<str:decision_type>/readiness/",
+        autonomy_api.PolicyReadinessView.as_view(),
+        name="api-policy-readiness",
+    ),
+    path("api/v1/alerts/", autonomy_api.AlertListView.as_view(), name="api-alert-list"),
+    path(
+        "api/v1/alerts/<int:alert_id>/acknowledge/",
+        autonomy_api.AlertAcknowledgeView.as_view(),
+        name="api-alert-acknowledge",
+    ),
+    path(
         "api/v1/policies/<str:decision_type>/rollback-points/",
         autonomy_api.RollbackPointListView.as_view(),
         name="api-rollback-points",

@@ -17,6 +17,7 @@ from autonomy.models import (
     ReviewItem,
 )
 from csai.errors import ApplicationError
+from tests.conftest import token_client
 from tests.factories import CustomerFactory, TicketFactory
 
 DECIDE, DELAYED = ReviewItem.Kind.DECIDE, ReviewItem.Kind.DELAYED_REVIEW
@@ -252,3 +253,32 @@ def test_a_jump_in_overrides_is_an_override_spike(customer):
 
     (alert,) = services.quality_check(decision_type="category")
     assert alert.type == "OVERRIDE_SPIKE" and alert.value == pytest.approx(0.4)
+
+
+# --- REST ----------------------------------------------------------------------------------
+
+
+def test_supervisors_read_readiness_and_acknowledge_alerts_over_the_api(customer, supervisor, reviewer):
+    autonomous_policy(phase=4)
+    batch(customer, 40, wrong=10)
+    batch(customer, 200, kind=DECIDE)
+    (alert,) = services.quality_check(decision_type="category")
+    api = token_client(supervisor)
+
+    readiness = api.get("/api/v1/policies/category/readiness/")
+    assert readiness.status_code == 200
+    assert readiness.json()["autonomous_accuracy"]["n"] == 40
+    assert readiness.json()["blockers"]
+
+    listed = api.get("/api/v1/alerts/").json()
+    assert [(a["type"], a["severity"], a["acknowledged_by"]) for a in listed] == [
+        ("ACCURACY_DEGRADATION", "high", None)
+    ]
+    url = f"/api/v1/alerts/{alert.pk}/acknowledge/"
+    assert token_client(reviewer).post(url, {}, format="json").status_code == 403
+    assert token_client(reviewer).get("/api/v1/policies/category/readiness/").status_code == 403
+    done = api.post(url, {"note": "retraining"}, format="json")
+    assert done.status_code == 200 and done.json()["acknowledged_by"] == "supervisor"
+    assert api.post(url, {}, format="json").status_code == 409
+    assert api.get(url).status_code == 405
+    assert api.post("/api/v1/alerts/999999/acknowledge/", {}, format="json").status_code == 404
