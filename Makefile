@@ -51,10 +51,10 @@ bench-evaluate: $(STAMP)  ## local classifier on BANKING77 and CLINC150, plain a
 		--text-col text --label-col intent --train-where split=train --test-where split=val --oos-label oos \
 		--json > bench/results/evaluate-clinc150.json
 	$(BIN)/python manage.py evaluate --train $(DATASETS)/banking77/train.csv --test $(DATASETS)/banking77/test.csv \
-		--text-col text --label-col category --target-precision 0.95 --calibration-folds 10 --json > bench/results/evaluate-banking77-p95.json
+		--text-col text --label-col category --target-precision 0.95 --json > bench/results/evaluate-banking77-p95.json
 	$(BIN)/python manage.py evaluate --train $(DATASETS)/clinc150/clinc150.csv --test $(DATASETS)/clinc150/clinc150.csv \
 		--text-col text --label-col intent --train-where split=train --test-where split=val --oos-label oos \
-		--target-precision 0.95 --calibration-folds 10 --json > bench/results/evaluate-clinc150-p95.json
+		--target-precision 0.95 --json > bench/results/evaluate-clinc150-p95.json
 
 bench-simulate: $(STAMP)  ## the phase journey on BANKING77, then with CLINC150 drift (bench/results/simulate-*.json)
 	$(BIN)/python manage.py simulate --csv $(DATASETS)/banking77/train.csv --csv $(DATASETS)/banking77/test.csv \

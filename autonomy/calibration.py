@@ -164,15 +164,20 @@ def thresholds_per_class(
     target: float,
     min_samples: int,
     weights: Sequence[float] | None = None,
-) -> dict[str, float]:
-    """Each predicted class with ``min_samples`` reviewed decisions of its own gets its own
-    threshold, or None when none of its confidences meets the target (its decisions then go
-    to people); classes with less evidence are left to the global threshold."""
+    fallback: float | None = None,
+) -> dict[str, float | None]:
+    """Thresholds for predicted classes with ``min_samples`` reviewed decisions of their own.
+
+    A class gets its own threshold where one meets the target. Where none does, it keeps the
+    global ``fallback`` — unless its own decisions at or above the fallback are less precise
+    than the target: then it gets None, and its decisions go to people. Classes with less
+    evidence are left out (the global threshold applies).
+    """
     c = np.asarray(calibrated, dtype=float)
     y = np.asarray(correct, dtype=bool)
     w = _weights(weights, len(c))
     names = np.asarray(labels)
-    found = {}
+    found: dict[str, float | None] = {}
     for label in sorted(set(labels)):
         mask = names == label
         if mask.sum() < min_samples:
@@ -180,8 +185,12 @@ def thresholds_per_class(
         threshold = threshold_select(
             c[mask], y[mask], target=target, min_samples=min_samples, weights=w[mask]
         )
-        # None: the class has the evidence, and it says no confidence is safe for it.
-        found[str(label)] = threshold
+        if threshold is not None:
+            found[str(label)] = threshold
+        elif fallback is not None:
+            above = mask & (c >= fallback)
+            if above.any() and np.average(y[above], weights=w[above]) < target:
+                found[str(label)] = None
     return found
 
 

@@ -402,6 +402,7 @@ def calibration_refit(
             evidence.correct[eligible],
             [label for label, keep in zip(evidence.labels, eligible, strict=True) if keep],
             weights=evidence.weights[eligible],
+            fallback=threshold,
             **kwargs,
         )
         last = CalibrationVersion.objects.filter(decision_type=decision_type).aggregate(n=Max("version"))["n"]

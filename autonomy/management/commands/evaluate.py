@@ -119,6 +119,7 @@ def autonomy_report(
         [p.label for p, keep in zip(held, eligible, strict=True) if keep],
         target=target,
         min_samples=min_samples,
+        fallback=threshold,
     )
 
     raw = np.array([p.confidence for p in predictions], dtype=float)
