@@ -659,9 +659,14 @@ def _calibration_findings(policy: AutomationPolicy, bounds: dict) -> list[Findin
 def _override_findings(policy: AutomationPolicy, bounds: dict) -> list[Finding]:
     """A jump in how often reviewers override, latest reviews against the ones before."""
     recent, baseline = bounds["override_recent"], bounds["override_baseline"]
+    # Within the current phase only: a promotion changes which decisions people see (the
+    # hard ones and a sample), and that is no spike.
+    items = ReviewItem.objects.filter(decision_type=policy.decision_type, status=ReviewItem.Status.DONE)
+    since = selectors.phase_started_at(policy=policy)
+    if since is not None:
+        items = items.filter(created_at__gte=since)
     outcomes = list(
-        ReviewItem.objects.filter(decision_type=policy.decision_type, status=ReviewItem.Status.DONE)
-        .order_by("-decided_at", "-id")
+        items.order_by("-decided_at", "-id")
         .values_list("outcome", flat=True)[: recent + baseline]
     )
     if len(outcomes) < recent + baseline // 2:
