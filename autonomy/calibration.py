@@ -169,9 +169,10 @@ def thresholds_per_class(
     """Thresholds for predicted classes with ``min_samples`` reviewed decisions of their own.
 
     A class gets its own threshold where one meets the target. Where none does, it keeps the
-    global ``fallback`` — unless its own decisions at or above the fallback are less precise
-    than the target: then it gets None, and its decisions go to people. Classes with less
-    evidence are left out (the global threshold applies).
+    global ``fallback`` — unless its own decisions at or above the fallback are clearly less
+    precise than the target (the upper end of their 95 % interval is below it): then it gets
+    None, and its decisions go to people. Classes with less evidence are left out (the
+    global threshold applies).
     """
     c = np.asarray(calibrated, dtype=float)
     y = np.asarray(correct, dtype=bool)
@@ -189,7 +190,9 @@ def thresholds_per_class(
             found[str(label)] = threshold
         elif fallback is not None:
             above = mask & (c >= fallback)
-            if above.any() and np.average(y[above], weights=w[above]) < target:
+            # Only when the evidence is clear: even the upper end of the class's precision
+            # at the global threshold falls short of the target.
+            if above.any() and proportion_estimate(y[above], w[above]).high < target:
                 found[str(label)] = None
     return found
 

@@ -666,8 +666,7 @@ def _override_findings(policy: AutomationPolicy, bounds: dict) -> list[Finding]:
     if since is not None:
         items = items.filter(created_at__gte=since)
     outcomes = list(
-        items.order_by("-decided_at", "-id")
-        .values_list("outcome", flat=True)[: recent + baseline]
+        items.order_by("-decided_at", "-id").values_list("outcome", flat=True)[: recent + baseline]
     )
     if len(outcomes) < recent + baseline // 2:
         return []

@@ -127,10 +127,11 @@ def test_classes_without_enough_data_get_no_threshold_of_their_own():
 def test_a_class_the_global_threshold_does_not_hold_for_goes_to_people():
     labels = ["billing"] * 200 + ["tricky"] * 200 + ["fine"] * 60
     calibrated = [0.9] * 460
-    correct = [True] * 200 + [True, False] * 100 + [True] * 57 + [False] * 3
+    correct = [True] * 200 + [True, False] * 100 + [True] * 54 + [False] * 6
     found = thresholds_per_class(calibrated, correct, labels, target=0.9, min_samples=50, fallback=0.9)
     # "tricky" is right half the time at the global threshold: people decide it. "fine" is
-    # 95 % right there, too few for a threshold of its own: the global one applies.
+    # 90 % right there: too few for a threshold of its own, not clearly worse than the
+    # target either, so the global one applies.
     assert found == {"billing": 0.9, "tricky": None}
 
 
