@@ -37,9 +37,13 @@ def review_item_claim(*, item: ReviewItem, user) -> ReviewItem:
     A conditional UPDATE (pending, and free, expired or already ours) whose row count says
     who won, so two reviewers racing for one item never both hold it. Claiming an item we
     hold does not extend the claim: its start is when the time to decide is counted from.
+    A reviewer works one item at a time: taking one gives back any other they held.
     Raises ``ApplicationError`` (409) when someone else holds it or it was decided.
     """
     now = timezone.now()
+    ReviewItem.objects.filter(claimed_by=user, status=ReviewItem.Status.PENDING).exclude(pk=item.pk).update(
+        claimed_by=None, claimed_until=None
+    )
     pending = ReviewItem.objects.filter(pk=item.pk, status=ReviewItem.Status.PENDING)
     if not pending.filter(claimed_by=user, claimed_until__gt=now).exists():
         free = Q(claimed_by__isnull=True) | Q(claimed_until__lt=now) | Q(claimed_by=user)
