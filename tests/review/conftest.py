@@ -25,8 +25,9 @@ VALUES = {
 
 
 def set_phase(decision_type: str, phase: int, threshold: float = 0.8) -> AutomationPolicy:
+    version = CalibrationVersion.objects.filter(decision_type=decision_type).count() + 1
     calibration = CalibrationVersion.objects.create(
-        decision_type=decision_type, version=CalibrationVersion.objects.filter(decision_type=decision_type).count() + 1,
+        decision_type=decision_type, version=version,
         params={"method": "identity", "n": 500, "xs": [], "ys": []}, ece=0.02, brier=0.05, samples=500,
         fitted_at=timezone.now(),
     )  # fmt: skip
@@ -55,9 +56,9 @@ def make_item(
         ticket=ticket, number=number, correlation_id="c", started_at=timezone.now()
     )
     label, value = VALUES[decision_type]
+    label, value = fields.pop("label", label), fields.pop("value", value)
     decision = AgentDecision.objects.create(
-        ticket=ticket, run=run, agent="classifier", decision_type=decision_type, value=fields.pop("value", value),
-        label=fields.pop("label", label), raw_confidence=confidence, reasoning=reasoning, provider="local",
+        ticket=ticket, run=run, agent="classifier", decision_type=decision_type, value=value, label=label, raw_confidence=confidence, reasoning=reasoning, provider="local",
         latency_ms=1, correlation_id="c", created_at=timezone.now(), **fields,
     )  # fmt: skip
     autonomy.decision_submit(decision_id=decision.pk)
