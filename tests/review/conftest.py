@@ -59,7 +59,8 @@ def make_item(
     label, value = fields.pop("label", label), fields.pop("value", value)
     decision = AgentDecision.objects.create(
         ticket=ticket, run=run, agent="classifier", decision_type=decision_type, value=value, label=label,
-        raw_confidence=confidence, reasoning=reasoning, provider="local", latency_ms=1, correlation_id="c", created_at=timezone.now(), **fields,
+        raw_confidence=confidence, reasoning=reasoning, provider="local", latency_ms=1, correlation_id="c",
+        created_at=timezone.now(), **fields,
     )  # fmt: skip
     autonomy.decision_submit(decision_id=decision.pk)
     return ReviewItem.objects.select_related("decision", "ticket").get(decision=decision)
