@@ -3,10 +3,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from agents.ml import TextClassifier
 from django.utils import timezone
 
 from agents import demo, llm, providers
+from agents.ml import TextClassifier
 from agents.models import ModelVersion
 from csai.celery import app as celery_app
 from tests.factories import CustomerFactory, TicketFactory
