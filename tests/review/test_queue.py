@@ -15,8 +15,8 @@ from tickets.models import Ticket
 def _ticket(sla="on_time", priority="", due_in=timedelta(hours=8), **fields):
     now = timezone.now()
     return TicketFactory(
-        sla_state=sla, priority=priority, created_at=now - timedelta(hours=1), first_response_due=now + due_in,
-        resolution_due=now + due_in + timedelta(days=1), **fields,
+        sla_state=sla, priority=priority, created_at=now - timedelta(hours=1),
+        first_response_due=now + due_in, resolution_due=now + due_in + timedelta(days=1), **fields,
     )  # fmt: skip
 
 
