@@ -13,7 +13,7 @@ from django.db import connections
 from django.utils import timezone
 
 from autonomy.models import ReviewItem
-from tests.factories import CustomerFactory, TicketFactory, UserFactory
+from tests.factories import CustomerFactory, MessageFactory, TicketFactory, UserFactory
 from tests.review.conftest import make_item
 from tickets import roles
 from tickets.models import Ticket
@@ -109,7 +109,14 @@ def _queue_of_work():
             first_response_due=now + (hours - 3) * timezone.timedelta(hours=1),
             resolution_due=now + timezone.timedelta(days=2),
         )  # fmt: skip
+        MessageFactory(ticket=ticket, content=ticket.body, created_at=ticket.created_at)
         items.append(make_item(ticket=ticket, decision_type=decision_type, confidence=0.55 + hours * 0.05))
+    TicketFactory(customer=acme, subject="Cannot download last month's invoice", status="resolved",
+                  created_at=now - timezone.timedelta(days=12))  # fmt: skip
+    MessageFactory(
+        ticket=items[0].ticket, kind="internal", sender_kind="cs_agent", sender_id="rita",
+        content="Customer called too: three card attempts failed in the last hour.",
+    )  # fmt: skip
     return items
 
 
