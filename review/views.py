@@ -7,6 +7,7 @@ returns the named partial of its page instead of the whole page.
 """
 
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
@@ -35,7 +36,8 @@ def console_view(*, methods=("GET",), permission: str = WORK_QUEUE):
             if not request.user.is_authenticated:
                 if request.htmx:
                     response = HttpResponse(status=401)
-                    response["HX-Redirect"] = f"{settings.LOGIN_URL}?next={request.htmx.current_url_abs_path}"
+                    back = request.htmx.current_url_abs_path or request.get_full_path()
+                    response["HX-Redirect"] = f"{settings.LOGIN_URL}?{urlencode({'next': back})}"
                     return response
                 return redirect_to_login(request.get_full_path())
             if not request.user.has_perm(permission):

@@ -46,3 +46,9 @@
     }
   });
 })();
+
+/* A message in #flash belongs to the last request: clear it when the next one starts. */
+document.addEventListener("htmx:beforeRequest", function () {
+  var flash = document.getElementById("flash");
+  if (flash) flash.innerHTML = "";
+});

@@ -202,3 +202,17 @@ def test_it_shows_a_script_in_a_ticket_as_text(transactional_db, open_page):
     assert page.evaluate("window.__xss") is None
     assert page.dialogs == []
     assert page.locator("h1").inner_text() == "<b>Bold</b> subject"
+
+
+def test_it_shows_why_an_edited_reply_was_refused(transactional_db, open_page):
+    _users()
+    item = make_item(decision_type="reply")
+    page = open_page("rita")
+    page.goto(f"/review/items/{item.pk}/")
+    page.keyboard.press("o")
+    page.keyboard.press("Control+a")
+    page.keyboard.type("Sorry about that, we will refund you in full.")
+    page.get_by_role("button", name="Send this reply").click()
+    page.locator("#flash").get_by_text('forbidden phrase "refund you in full"').wait_for()
+    item.refresh_from_db()
+    assert item.status == ReviewItem.Status.PENDING
