@@ -90,10 +90,16 @@ def queue_items(*, filters: QueueFilters = QueueFilters(), now: datetime | None 
 
 
 def queue_page(*, filters: QueueFilters, page: int) -> tuple[list[ReviewItem], bool]:
-    """One page of the queue and whether another follows (LIMIT n+1: no COUNT over 10k rows)."""
+    """One page of the queue and whether another follows (LIMIT n+1: no COUNT over 10k rows).
+
+    Two queries: the order over every pending item is worked out on narrow rows (ids and
+    sort keys), then only the page's items are read with their tickets and customers. With
+    10k pending items that halves the time of sorting whole rows (bench/console.py).
+    """
     start = (page - 1) * PAGE_SIZE
-    rows = list(queue_items(filters=filters)[start : start + PAGE_SIZE + 1])
-    return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+    ids = list(queue_items(filters=filters).values_list("id", flat=True)[start : start + PAGE_SIZE + 1])
+    rows = {item.pk: item for item in queue_items().filter(pk__in=ids[:PAGE_SIZE])}
+    return [rows[pk] for pk in ids[:PAGE_SIZE] if pk in rows], len(ids) > PAGE_SIZE
 
 
 def queue_counts() -> list[tuple[str, int]]:

@@ -87,8 +87,9 @@ def test_it_pages_with_a_fixed_number_of_queries(reviewer_client, django_assert_
     reviewer_client.get("/review/")  # session and permissions warm-up is the same for every page
 
     def queries_for(page: int) -> str:
-        # session, user, its permissions (2), the page of items with tickets and customers, the counts
-        with django_assert_num_queries(6):
+        # session, user, its permissions (2), the page's ids in queue order, those items with
+        # their tickets and customers, the counts
+        with django_assert_num_queries(7):
             return reviewer_client.get("/review/", {"page": page}).content.decode()
 
     pages = [queries_for(n) for n in (1, 2, 3)]
@@ -128,3 +129,13 @@ def test_it_refuses_users_without_the_role(client, outsider, path):
 @pytest.mark.parametrize("path", ["/review/", "/review/counts/"])
 def test_it_allows_only_get(reviewer_client, path):
     assert reviewer_client.post(path).status_code == 405
+
+
+def test_it_pages_in_queue_order(db, monkeypatch):
+    monkeypatch.setattr(selectors, "PAGE_SIZE", 2)
+    for confidence in (0.9, 0.5, 0.7, 0.6, 0.8):
+        make_item(ticket=_ticket(due_in=timedelta(hours=2)), confidence=confidence)
+    pages = [selectors.queue_page(filters=selectors.QueueFilters(), page=n) for n in (1, 2, 3)]
+    assert [i.pk for rows, _ in pages for i in rows] == [i.pk for i in selectors.queue_items()]
+    assert [len(rows) for rows, _ in pages] == [2, 2, 1]
+    assert [more for _, more in pages] == [True, True, False]
