@@ -10,6 +10,13 @@ urlpatterns = [
     path("review/", views.queue, name="review-queue"),
     path("review/counts/", views.queue_counts, name="review-counts"),
     path("review/items/<int:item_id>/", views.item_detail, name="review-item"),
+    path("review/items/<int:item_id>/next/", views.item_step, {"direction": "next"}, name="review-item-next"),
+    path(
+        "review/items/<int:item_id>/previous/",
+        views.item_step,
+        {"direction": "previous"},
+        name="review-item-previous",
+    ),
     path("review/items/<int:item_id>/decide/", views.item_decide, name="review-item-decide"),
     path("review/items/<int:item_id>/escalate/", views.item_escalate, name="review-item-escalate"),
     path(

@@ -101,7 +101,6 @@ def _workspace(request, item: ReviewItem, *, notice: str = "") -> dict:
             item = services.review_item_claim(item=item, user=request.user)
         except ApplicationError as error:
             claim_error = error.message
-    previous_id, next_id = selectors.queue_neighbours(item=item, user=request.user)
     ticket = item.ticket
     return {
         "item": item,
@@ -113,8 +112,6 @@ def _workspace(request, item: ReviewItem, *, notice: str = "") -> dict:
         "paths": list(services.ESCALATION_PATHS),
         "held": item.status == ReviewItem.Status.PENDING and item.claimed_by_id == request.user.pk,
         "claim_error": claim_error,
-        "previous_id": previous_id,
-        "next_id": next_id,
         "notice": notice,
     }
 
@@ -122,7 +119,22 @@ def _workspace(request, item: ReviewItem, *, notice: str = "") -> dict:
 @console_view()
 def item_detail(request, item_id: int):
     item = selectors.get_review_item_for_user(request.user, item_id)
-    return _page(request, "review/item.html", "workspace", _workspace(request, item))
+    response = _page(request, "review/item.html", "workspace", _workspace(request, item))
+    if request.htmx:  # also when htmx followed a redirect from item_step: the item's own address
+        response["HX-Push-Url"] = reverse("review-item", args=[item.pk])
+    return response
+
+
+@console_view()
+def item_step(request, item_id: int, direction: str):
+    """The next or previous item around this one in queue order (worked out only when asked,
+    so an item page never pays for it); the queue when there is none."""
+    item = selectors.get_review_item_for_user(request.user, item_id)
+    previous_id, next_id = selectors.queue_neighbours(item=item, user=request.user)
+    target = next_id if direction == "next" else previous_id
+    if target:
+        return redirect("review-item", item_id=target)
+    return HttpResponseClientRedirect(reverse("review-queue")) if request.htmx else redirect("review-queue")
 
 
 def _after_action(request, item: ReviewItem, *, move_on: bool, notice: str) -> HttpResponse:

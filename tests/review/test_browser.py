@@ -155,6 +155,7 @@ def test_it_lets_a_reviewer_accept_one_item_and_override_the_next(transactional_
 def test_it_hides_the_ai_answer_of_a_phase_1_item(transactional_db, open_page):
     _users()
     item = make_item(phase=1, reasoning="Looks like a billing question.")
+    following = make_item(phase=1)
     page = open_page("rita")
     page.goto(f"/review/items/{item.pk}/")
     page.get_by_text("decide on your own").wait_for()
@@ -164,6 +165,10 @@ def test_it_hides_the_ai_answer_of_a_phase_1_item(transactional_db, open_page):
     assert "BILLING_INQUIRY" not in html and "Looks like a billing question." not in html
     page.keyboard.press("?")
     page.get_by_role("dialog").get_by_text("next / previous item").wait_for()
+    page.keyboard.press("Escape")
+    page.keyboard.press("j")  # next: the server finds it, htmx swaps it in and shows its address
+    page.wait_for_url(f"**/review/items/{following.pk}/")
+    page.locator(f'#workspace[data-item="{following.pk}"]').wait_for()
 
 
 def test_it_keeps_an_item_with_whoever_claimed_it_first(transactional_db, open_page):

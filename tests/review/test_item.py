@@ -263,12 +263,13 @@ def test_it_returns_the_workspace_partial_to_htmx(reviewer_client):
 # --- access --------------------------------------------------------------------------------
 
 ACTIONS = ["decide", "escalate", "request-info", "notes", "release"]
+PAGES = ["", "next", "previous"]
 
 
-@pytest.mark.parametrize("action", ["", *ACTIONS])
+@pytest.mark.parametrize("action", [*PAGES, *ACTIONS])
 def test_it_sends_anonymous_users_to_log_in(client, db, action):
     item = make_item()
-    method = client.get if not action else client.post
+    method = client.get if action in PAGES else client.post
     response = method(url(item, action))
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/?next=")
 
@@ -280,11 +281,11 @@ def test_it_answers_anonymous_htmx_with_401_and_a_redirect(client, db):
     assert response.status_code == 401 and response["HX-Redirect"].startswith("/accounts/login/")
 
 
-@pytest.mark.parametrize("action", ["", *ACTIONS])
+@pytest.mark.parametrize("action", [*PAGES, *ACTIONS])
 def test_it_refuses_users_without_the_reviewer_role(client, outsider, action):
     item = make_item()
     client.force_login(outsider)
-    method = client.get if not action else client.post
+    method = client.get if action in PAGES else client.post
     assert method(url(item, action)).status_code == 403
 
 
@@ -293,15 +294,37 @@ def test_it_allows_only_post_for_actions(reviewer_client, action):
     assert reviewer_client.get(url(make_item(), action)).status_code == 405
 
 
-def test_it_allows_only_get_for_the_item_page(reviewer_client):
-    assert reviewer_client.post(url(make_item())).status_code == 405
+@pytest.mark.parametrize("page", PAGES)
+def test_it_allows_only_get_for_the_item_pages(reviewer_client, page):
+    assert reviewer_client.post(url(make_item(), page)).status_code == 405
 
 
-@pytest.mark.parametrize("action", ["", *ACTIONS])
+@pytest.mark.parametrize("action", [*PAGES, *ACTIONS])
 def test_it_answers_404_for_an_item_that_does_not_exist(reviewer_client, action):
-    method = reviewer_client.get if not action else reviewer_client.post
+    method = reviewer_client.get if action in PAGES else reviewer_client.post
     assert method(f"/review/items/999999/{action + '/' if action else ''}").status_code == 404
 
 
 def test_it_lets_supervisors_work_the_queue_too(supervisor_client):
     assert supervisor_client.get(url(make_item())).status_code == 200
+
+
+def test_it_steps_to_the_next_and_previous_item_in_queue_order(reviewer_client):
+    first, second = make_item(), make_item()
+    assert reviewer_client.get(url(first, "next"))["Location"] == url(second)
+    assert reviewer_client.get(url(second, "previous"))["Location"] == url(first)
+    assert reviewer_client.get(url(second, "next"))["Location"] == "/review/"
+    assert reviewer_client.get(url(second, "next"), HTTP_HX_REQUEST="true")["HX-Redirect"] == "/review/"
+
+
+def test_it_pushes_the_items_own_address_when_htmx_followed_a_step(reviewer_client):
+    item = make_item()
+    response = reviewer_client.get(url(item), HTTP_HX_REQUEST="true")
+    assert response["HX-Push-Url"] == url(item)
+
+
+def test_it_skips_items_someone_else_holds_when_stepping(client, reviewer):
+    first, held, third = make_item(), make_item(), make_item()
+    services.review_item_claim(item=held, user=UserFactory(username="other", groups=[roles.REVIEWER]))
+    client.force_login(reviewer)
+    assert client.get(url(first, "next"))["Location"] == url(third)
