@@ -140,7 +140,11 @@ def item_step(request, item_id: int, direction: str):
 def _after_action(request, item: ReviewItem, *, move_on: bool, notice: str) -> HttpResponse:
     """The next item (or the same one), swapped in by htmx with its address pushed; without
     htmx, a redirect there."""
-    next_id = selectors.next_item_id(user=request.user, after=item) if move_on else item.pk
+    next_id = item.pk
+    if move_on:
+        item.refresh_from_db(fields=["status"])
+        after = item if item.status == ReviewItem.Status.PENDING else None  # escalated: the one after it
+        next_id = selectors.next_item_id(user=request.user, after=after)
     url = reverse("review-item", args=[next_id]) if next_id else reverse("review-queue")
     if not request.htmx:
         return redirect(url)

@@ -204,10 +204,10 @@ def test_it_sends_the_draft_as_it_is_on_accept(reviewer_client):
 
 
 def test_it_escalates_the_ticket_with_a_note_and_gives_the_item_back(reviewer_client):
-    item = make_item()
+    item, following = make_item(), make_item()
     reviewer_client.get(url(item))
     response = reviewer_client.post(url(item, "escalate"), {"path": "technical", "note": "Looks like a bug."})
-    assert response.status_code == 302
+    assert response.status_code == 302 and response["Location"] == url(following)
     ticket = Ticket.objects.get(pk=item.ticket_id)
     assert (ticket.status, ticket.team) == ("escalated", "technical")
     note = ticket.messages.get(kind=Message.Kind.INTERNAL)
