@@ -110,7 +110,11 @@ def _queue_of_work():
             resolution_due=now + timezone.timedelta(days=2),
         )  # fmt: skip
         MessageFactory(ticket=ticket, content=ticket.body, created_at=ticket.created_at)
-        items.append(make_item(ticket=ticket, decision_type=decision_type, confidence=0.55 + hours * 0.05))
+        item = make_item(ticket=ticket, decision_type=decision_type, confidence=0.55 + hours * 0.05)
+        ReviewItem.objects.filter(pk=item.pk).update(
+            created_at=now - timezone.timedelta(minutes=50 - 7 * hours)
+        )
+        items.append(item)
     TicketFactory(customer=acme, subject="Cannot download last month's invoice", status="resolved",
                   created_at=now - timezone.timedelta(days=12))  # fmt: skip
     MessageFactory(
