@@ -40,20 +40,27 @@ def console_view(*, methods=("GET",), permission: str = WORK_QUEUE):
                     response["HX-Redirect"] = f"{settings.LOGIN_URL}?{urlencode({'next': back})}"
                     return response
                 return redirect_to_login(request.get_full_path())
-            if not request.user.has_perm(permission):
-                raise PermissionDenied
             try:
+                if not request.user.has_perm(permission):
+                    raise PermissionDenied
                 return view(request, *args, **kwargs)
             except ApplicationError as error:
-                response = render(
-                    request, "review/_error.html", {"message": error.message}, status=error.status_code
-                )
-                response["HX-Retarget"], response["HX-Reswap"] = "#flash", "innerHTML"
-                return response
+                return _refusal(request, error.message, error.status_code)
+            except PermissionDenied:
+                if not request.htmx:
+                    raise  # the site's 403 page
+                return _refusal(request, "Your role does not include this action.", 403)
 
         return wrapper
 
     return decorate
+
+
+def _refusal(request, message: str, status: int) -> HttpResponse:
+    """A business refusal as a message; htmx shows it in #flash, whatever the request targeted."""
+    response = render(request, "review/_error.html", {"message": message}, status=status)
+    response["HX-Retarget"], response["HX-Reswap"] = "#flash", "innerHTML"
+    return response
 
 
 def _page(request, template: str, partial: str, context: dict, **kwargs) -> HttpResponse:

@@ -89,3 +89,10 @@ def test_it_shows_supervisor_links_only_to_supervisors(client, reviewer, supervi
     for page in ("autonomy", "alerts", "calibration", "dashboard"):
         assert f'href="/supervisor/{page}/"' in html
     assert Group.objects.filter(name=roles.SUPERVISOR).exists()
+
+
+def test_it_explains_a_refusal_in_the_site_layout(client, outsider):
+    client.force_login(outsider)
+    response = client.get("/review/")
+    assert response.status_code == 403
+    assert "Your role does not include this page" in response.content.decode()

@@ -124,3 +124,10 @@ def test_it_answers_wrong_methods_with_405(supervisor_client, method, path):
 @pytest.mark.parametrize(("method", "path"), PAGES[1:])
 def test_it_answers_404_for_a_ticket_that_does_not_exist(supervisor_client, method, path):
     assert getattr(supervisor_client, method)(path.format(id=999999)).status_code == 404
+
+
+def test_it_tells_htmx_a_refusal_in_the_flash_area(reviewer_client):
+    ticket = TicketFactory(status=Ticket.Status.RESOLVED)
+    response = reviewer_client.post(f"/tickets/{ticket.pk}/reopen/", HTTP_HX_REQUEST="true")
+    assert response.status_code == 403 and response["HX-Retarget"] == "#flash"
+    assert "<html" not in response.content.decode()
