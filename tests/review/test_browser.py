@@ -163,6 +163,7 @@ def test_it_hides_the_ai_answer_of_a_phase_1_item(transactional_db, open_page):
     page = open_page("rita")
     page.goto(f"/review/items/{item.pk}/")
     page.get_by_text("decide on your own").wait_for()
+    shot(page, "item-phase-1")
     assert page.locator(".suggestion").count() == 0
     assert page.get_by_role("button", name=re.compile("Accept")).count() == 0
     html = re.sub(r"<select id=\"override-value\".*?</select>", "", page.content(), flags=re.S)
@@ -211,6 +212,8 @@ def test_it_shows_a_script_in_a_ticket_as_text(transactional_db, open_page):
     assert page.evaluate("window.__xss") is None
     assert page.dialogs == []
     assert page.locator("h1").inner_text() == "<b>Bold</b> subject"
+    page.set_viewport_size({"width": 390, "height": 844})
+    shot(page, "item-narrow")
 
 
 def test_it_shows_why_an_edited_reply_was_refused(transactional_db, open_page):
