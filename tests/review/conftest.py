@@ -53,7 +53,7 @@ def make_item(
     ticket = ticket or TicketFactory()
     number = PipelineRun.objects.filter(ticket=ticket).count() + 1
     run = PipelineRun.objects.create(
-        ticket=ticket, number=number, correlation_id="c", started_at=timezone.now()
+        ticket=ticket, number=number, status="done", correlation_id="c", started_at=timezone.now()
     )
     label, value = VALUES[decision_type]
     label, value = fields.pop("label", label), fields.pop("value", value)

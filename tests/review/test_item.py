@@ -328,3 +328,25 @@ def test_it_skips_items_someone_else_holds_when_stepping(client, reviewer):
     services.review_item_claim(item=held, user=UserFactory(username="other", groups=[roles.REVIEWER]))
     client.force_login(reviewer)
     assert client.get(url(first, "next"))["Location"] == url(third)
+
+
+def test_it_reads_an_item_page_in_the_same_number_of_queries_however_long_the_timeline(reviewer_client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import MessageFactory
+
+    short, long = make_item(), make_item()
+    for n in range(12):
+        MessageFactory(ticket=long.ticket, kind="internal" if n % 2 else "external")
+    make_item(decision_type="priority", ticket=long.ticket)
+    make_item(decision_type="reply", ticket=long.ticket)
+    reviewer_client.get(url(short))  # warm-up: the session's first request reads a little more
+
+    def queries_for(item) -> int:
+        reviewer_client.get(url(item), HTTP_HX_REQUEST="true")  # claims it; the measured visit finds it ours
+        with CaptureQueriesContext(connection) as queries:
+            assert reviewer_client.get(url(item), HTTP_HX_REQUEST="true").status_code == 200
+        return len(queries)
+
+    assert queries_for(short) == queries_for(long)
