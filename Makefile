@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install install-dev run test lint format bench-intake bench-pipeline bench-evaluate bench-simulate services-stop clean
+.PHONY: install install-dev browser run test lint format bench-intake bench-pipeline bench-console bench-evaluate bench-simulate services-stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,21 @@ install-dev: $(DEV_STAMP)
 run: $(STAMP)  ## start the whole product on embedded Postgres and Redis (Ctrl-C stops all)
 	$(BIN)/python -m csai.launcher
 
-test: $(DEV_STAMP)  ## run every test against real Postgres, Redis and a Celery worker
+# Browser tests drive Debian's Chromium through Playwright (Playwright's own browser
+# download is never used). Installed here when missing and we are root with apt-get;
+# otherwise those tests are skipped with the reason (and fail on CI).
+CHROMIUM ?= /usr/bin/chromium
+
+browser:  ## install Debian's Chromium for the browser tests (root), unless it is there
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else \
+		echo "$(CHROMIUM) is missing and installing it needs root and apt-get: browser tests will be skipped"; \
+	fi
+
+test: $(DEV_STAMP) browser  ## run every test against real Postgres, Redis, a Celery worker and Chromium
 	$(BIN)/python -m pytest
 
 lint: $(DEV_STAMP)
@@ -40,6 +54,9 @@ bench-intake: $(STAMP)  ## webhook throughput and latency against a fresh server
 
 bench-pipeline: $(STAMP)  ## tickets/s through intake and the four agents, one worker (writes bench/results/pipeline.json)
 	$(BIN)/python bench/pipeline.py
+
+bench-console: $(STAMP)  ## review queue and item page server time with 100k tickets, 10k pending items (bench/results/console.json)
+	$(BIN)/python bench/console.py
 
 # The shared evaluation datasets are read where they are, never copied into the repo.
 DATASETS ?= ../shared/datasets

@@ -175,6 +175,11 @@ class ReviewItem(models.Model):
                 name="reviewitem_pending_idx",
                 condition=Q(status="pending"),
             ),
+            # Review console: the queue's age filter and oldest-first tie-break over pending
+            # items (review.selectors.queue_items).
+            models.Index(
+                fields=["created_at"], name="reviewitem_pending_age_idx", condition=Q(status="pending")
+            ),
             # Honest accuracy: done delayed reviews of one decision type.
             models.Index(fields=["decision_type", "kind", "decided_at"], name="reviewitem_done_idx"),
         ]

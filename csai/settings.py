@@ -152,7 +152,12 @@ STORAGES = {
     },
 }
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/review/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+# Failed logins allowed per username and client address in a window; then login is refused
+# until the window (from the first failure) has passed. Counted in the Redis cache.
+CSAI_LOGIN_FAILURES = env_rate("CSAI_LOGIN_FAILURES", "5/hour")
 
 # --- security -------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -14,6 +14,8 @@ urlpatterns = [
     path("health/ready/", health.ready, name="health-ready"),
     path("metrics", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
+    # The review console and its login: /accounts/, /review/, /tickets/.
+    path("", include("review.urls")),
     path("api/v1/webhooks/tickets", tickets_api.TicketWebhookView.as_view(), name="webhook-tickets"),
     path("api/v1/tickets/", tickets_api.TicketListView.as_view(), name="api-ticket-list"),
     path(

@@ -256,3 +256,23 @@ def demo_users_ensure(*, password: str | None) -> str | None:
             user.save(update_fields=["password"])
         user.groups.add(Group.objects.get(name=role))
     return shown
+
+
+def ticket_reopen(*, ticket: Ticket) -> None:
+    """Open a ticket again (after it was resolved, closed or escalated)."""
+    ticket.status = Ticket.Status.OPEN
+    ticket.resolved_at = None
+    ticket.save(update_fields=["status", "resolved_at", "updated_at"])
+
+
+def ticket_assign(*, ticket: Ticket, team: str, assignee) -> None:
+    """Hand a ticket to a team and, optionally, one member of it (``assignee`` None: nobody)."""
+    ticket.team = team
+    ticket.assignee = assignee
+    ticket.save(update_fields=["team", "assignee", "updated_at"])
+
+
+def ticket_await_customer(*, ticket: Ticket) -> None:
+    """The ticket waits for the customer's answer."""
+    ticket.status = Ticket.Status.PENDING_CUSTOMER
+    ticket.save(update_fields=["status", "updated_at"])

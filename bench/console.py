@@ -1,0 +1,227 @@
+"""Console benchmark: server time of the review queue and the item page at scale.
+
+Seeds ``--tickets`` tickets (100k by default) of which ``--pending`` (10k) have a pending
+review item and ``--done`` (20k) a decided one, then times requests through Django's test
+client in this process (middleware, session, permissions, queries, template rendering: the
+server's whole share, without a network hop): the queue's first page, a deep page, a
+filtered page, the live counts, and item pages (each opening claims the item).
+
+Usage: ``.venv/bin/python bench/console.py [--tickets 100000] [--pending 10000] [--requests 40]``
+(``make bench-console``). Results go to ``bench/results/console.json``.
+
+Side effects, undone at the end: the bench's tickets (source ``bench-console-<timestamp>``),
+their customers, runs, decisions and review items, and the bench user.
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_DIR))
+BATCH = 5000
+
+
+def percentiles(values: list[float]) -> dict:
+    ordered = sorted(values)
+
+    def at(p: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 2)
+
+    return {"n": len(ordered), "p50_ms": at(50), "p95_ms": at(95), "max_ms": round(ordered[-1], 2)}
+
+
+def seed(*, source: str, tickets: int, pending: int, done: int, rng: random.Random) -> None:
+    from django.utils import timezone
+
+    from agents.models import AgentDecision, PipelineRun
+    from autonomy.models import ReviewItem
+    from tickets.models import Category, Customer, Priority, Ticket
+
+    now = timezone.now()
+    customers = Customer.objects.bulk_create(
+        [Customer(external_id=f"{source}-c{i}", name=f"Customer {i}", tier="STANDARD") for i in range(2000)]
+    )
+    states = ["on_time"] * 7 + ["at_risk"] * 2 + ["breached"]
+    ids: list[int] = []
+    for start in range(0, tickets, BATCH):
+        rows = []
+        for n in range(start, min(tickets, start + BATCH)):
+            created = now - timedelta(minutes=rng.randrange(60 * 24 * 30))
+            rows.append(
+                Ticket(
+                    source=source, external_id=str(n), customer=rng.choice(customers),
+                    subject=f"Bench ticket {n}", body="Card declined at checkout, error ERR_PAYMENT_402.",
+                    channel="email", category=rng.choice([*Category.values, ""]),
+                    priority=rng.choice([*Priority.values, ""]), sla_state=rng.choice(states),
+                    first_response_due=created + timedelta(hours=8),
+                    resolution_due=created + timedelta(days=2), correlation_id="bench", created_at=created,
+                )
+            )  # fmt: skip
+        ids += [t.pk for t in Ticket.objects.bulk_create(rows)]
+        print(f"  tickets {len(ids)}/{tickets}", file=sys.stderr)
+    chosen = rng.sample(ids, pending + done)
+    types = ["category", "priority", "strategy", "escalation", "reply"]
+    for start in range(0, len(chosen), BATCH):
+        batch = chosen[start : start + BATCH]
+        runs = PipelineRun.objects.bulk_create(
+            [
+                PipelineRun(ticket_id=t, number=1, status="done", correlation_id="bench", started_at=now)
+                for t in batch
+            ]
+        )
+        decisions = AgentDecision.objects.bulk_create(
+            [
+                AgentDecision(
+                    ticket_id=run.ticket_id, run=run, agent="classifier", decision_type=rng.choice(types),
+                    value={"category": "BILLING_INQUIRY"}, label="BILLING_INQUIRY",
+                    raw_confidence=rng.random(), reasoning="bench", provider="local", latency_ms=1,
+                    correlation_id="bench", created_at=now,
+                )
+                for run in runs
+            ]
+        )  # fmt: skip
+        items = []
+        for offset, decision in enumerate(decisions):
+            is_done = start + offset >= pending
+            items.append(
+                ReviewItem(
+                    decision=decision, ticket_id=decision.ticket_id, decision_type=decision.decision_type,
+                    kind="decide", status="done" if is_done else "pending", show_suggestion=True,
+                    uncertainty=round(1 - decision.raw_confidence, 4), outcome="confirmed" if is_done else "",
+                    decided_at=now if is_done else None,
+                    created_at=now - timedelta(minutes=rng.randrange(60 * 24 * 7)),
+                )
+            )  # fmt: skip
+        ReviewItem.objects.bulk_create(items)
+        print(f"  review items {start + len(batch)}/{len(chosen)}", file=sys.stderr)
+
+
+def cleanup(*, source: str, username: str) -> None:
+    from django.contrib.auth import get_user_model
+
+    from agents.models import AgentDecision, PipelineRun
+    from autonomy.models import ReviewItem
+    from tickets.models import Customer, Message, Ticket
+
+    for model in (ReviewItem, AgentDecision, PipelineRun, Message):
+        model.objects.filter(ticket__source=source).delete()
+    Ticket.objects.filter(source=source).delete()
+    Customer.objects.filter(external_id__startswith=f"{source}-c").delete()
+    get_user_model().objects.filter(username=username).delete()
+
+
+def timed(client, path: str, *, requests: int, warmup: int = 3) -> dict:
+    samples = []
+    for n in range(warmup + requests):
+        started = time.perf_counter()
+        response = client.get(path)
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code != 200:
+            raise SystemExit(f"{path}: {response.status_code}")
+        if n >= warmup:
+            samples.append(elapsed)
+    return percentiles(samples)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tickets", type=int, default=100_000)
+    parser.add_argument("--pending", type=int, default=10_000)
+    parser.add_argument("--done", type=int, default=20_000)
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--out", default=str(REPO_DIR / "bench" / "results" / "console.json"))
+    args = parser.parse_args(argv)
+
+    os.environ["DJANGO_SETTINGS_MODULE"] = "csai.settings"
+    import django
+    from django.conf import settings
+
+    # Templates link static files by name; no collectstatic manifest is needed to time views.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    from autonomy.models import ReviewItem
+    from review import selectors
+
+    call_command("migrate", verbosity=0)
+    source = f"bench-console-{int(time.time())}"
+    username = f"{source}-reviewer"
+    rng = random.Random(7)
+    try:
+        started = time.perf_counter()
+        seed(source=source, tickets=args.tickets, pending=args.pending, done=args.done, rng=rng)
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")  # a table in steady state, as autovacuum keeps it
+        seeded = time.perf_counter() - started
+        user = get_user_model().objects.create_user(username=username)
+        user.groups.add(Group.objects.get(name="reviewer"))
+        client = Client(HTTP_HOST="localhost")
+        client.force_login(user)
+
+        pending = list(
+            ReviewItem.objects.filter(ticket__source=source, status="pending").values_list("id", flat=True)[
+                :200
+            ]
+        )
+        results = {
+            "queue_page_1": timed(client, "/review/", requests=args.requests),
+            "queue_page_40": timed(client, "/review/?page=40", requests=args.requests),
+            "queue_filtered": timed(
+                client, "/review/?decision_type=priority&priority=HIGH", requests=args.requests
+            ),
+            "queue_counts": timed(client, "/review/counts/", requests=args.requests),
+        }
+        item_samples = []
+        for item_id in rng.sample(pending, min(len(pending), args.requests + 3)):
+            started_item = time.perf_counter()
+            assert client.get(f"/review/items/{item_id}/").status_code == 200
+            item_samples.append((time.perf_counter() - started_item) * 1000)
+        results["item_page"] = percentiles(item_samples[3:])
+        with connection.cursor() as cursor:
+            # The queue's ordering query: the ids of the first page (review.selectors.queue_page).
+            page_ids = selectors.queue_items().values_list("id", flat=True)[: selectors.PAGE_SIZE + 1]
+            sql, params = page_ids.query.sql_with_params()
+            cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)  # noqa: S608
+            plan = cursor.fetchone()[0][0]
+
+        out = {
+            "bench": "console",
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+            },
+            "data": {
+                "tickets": args.tickets,
+                "pending_items": args.pending,
+                "done_items": args.done,
+                "seed_seconds": round(seeded, 1),
+            },  # fmt: skip
+            "server_time": results,
+            "queue_query_plan_ms": {"planning": plan["Planning Time"], "execution": plan["Execution Time"]},
+        }
+        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+        print(json.dumps(out, indent=2))
+    finally:
+        cleanup(source=source, username=username)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

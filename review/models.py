@@ -1,0 +1,13 @@
+from django.db import models
+
+
+class ReviewConsole(models.Model):
+    """No table: the anchor for the console's own permissions (groups get them in review.roles)."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [("work_queue", "Can work the review queue: claim, decide, add notes")]
+
+    def __str__(self) -> str:
+        return "review console"

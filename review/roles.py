@@ -1,0 +1,23 @@
+"""What each standard group (tickets.roles) may do in the review console, and API tokens."""
+
+from tickets.roles import ADMIN, REVIEWER, SUPERVISOR, roles_ensure
+
+WORK_QUEUE = "review.work_queue"
+# Reopening and reassigning a ticket from its page.
+CHANGE_TICKET = "tickets.change_ticket"
+# Supervisor pages (autonomy, alerts, calibration, dashboard) are shown to holders of this.
+SUPERVISE = "autonomy.change_phase"
+
+# Integrators' API tokens are managed by admins in the Django admin (DRF's TokenProxy);
+# picking the token's user needs to see users.
+_TOKENS = [f"authtoken.{action}_tokenproxy" for action in ("view", "add", "delete")]
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    REVIEWER: [WORK_QUEUE],
+    SUPERVISOR: [WORK_QUEUE],
+    ADMIN: [WORK_QUEUE, *_TOKENS, "auth.view_user"],
+}
+
+
+def ensure_roles(sender, **_):
+    roles_ensure(ROLE_PERMISSIONS)

@@ -1,0 +1,31 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from review import views
+from review.accounts import LoginView
+
+urlpatterns = [
+    path("accounts/login/", LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("review/", views.queue, name="review-queue"),
+    path("review/counts/", views.queue_counts, name="review-counts"),
+    path("review/items/<int:item_id>/", views.item_detail, name="review-item"),
+    path("review/items/<int:item_id>/next/", views.item_step, {"direction": "next"}, name="review-item-next"),
+    path(
+        "review/items/<int:item_id>/previous/",
+        views.item_step,
+        {"direction": "previous"},
+        name="review-item-previous",
+    ),
+    path("review/items/<int:item_id>/decide/", views.item_decide, name="review-item-decide"),
+    path("review/items/<int:item_id>/escalate/", views.item_escalate, name="review-item-escalate"),
+    path(
+        "review/items/<int:item_id>/request-info/", views.item_request_info, name="review-item-request-info"
+    ),
+    path("review/items/<int:item_id>/notes/", views.item_note, name="review-item-note"),
+    path("review/items/<int:item_id>/release/", views.item_release, name="review-item-release"),
+    path("tickets/", views.ticket_search, name="ticket-search"),
+    path("tickets/<int:ticket_id>/", views.ticket_detail, name="ticket-detail"),
+    path("tickets/<int:ticket_id>/reopen/", views.ticket_reopen, name="ticket-reopen"),
+    path("tickets/<int:ticket_id>/reassign/", views.ticket_reassign, name="ticket-reassign"),
+]

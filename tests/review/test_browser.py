@@ -1,0 +1,231 @@
+"""The console in a real browser: Playwright driving Debian's Chromium against a live server.
+
+``make test`` installs Chromium when it can (root with apt-get); without it these tests are
+skipped with the reason, except on CI, where a missing browser is a failure.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from django.db import connections
+from django.utils import timezone
+
+from autonomy.models import ReviewItem
+from tests.factories import CustomerFactory, MessageFactory, TicketFactory, UserFactory
+from tests.review.conftest import make_item
+from tickets import roles
+from tickets.models import Ticket
+
+CHROMIUM = Path(os.environ.get("CSAI_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PASSWORD = "correct horse battery staple"  # tests.factories.UserFactory
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "artifacts" / "screenshots"
+
+if not CHROMIUM.exists() and os.environ.get("CI"):
+    pytest.fail(f"{CHROMIUM} is missing on CI: `make test` should have installed it", pytrace=False)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} missing: `make test` as root installs it"),
+]
+
+
+@pytest.fixture
+def browser(monkeypatch, settings):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the test's ORM calls are still
+    # plain synchronous code, so Django's guard against ORM calls from async code must step aside.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # The live server speaks plain http.
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+        # The ORM calls made while Playwright's loop ran opened connections of their own:
+        # close them here, in that context, or the test database cannot be dropped.
+        connections.close_all()
+
+
+@pytest.fixture
+def open_page(browser, live_server):
+    """A new browser context (its own cookies) with a logged-in user, at ``live_server``."""
+    pages = []
+
+    def open_as(username: str):
+        context = browser.new_context(base_url=live_server.url, viewport={"width": 1360, "height": 900})
+        page = context.new_page()
+        page.dialogs = []
+        page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+        page.goto("/accounts/login/")
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(re.compile(r"/review/$"))
+        pages.append(context)
+        return page
+
+    yield open_as
+    for context in pages:
+        context.close()
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def _users():
+    UserFactory(username="rita", first_name="Rita", groups=[roles.REVIEWER])
+    UserFactory(username="omar", groups=[roles.REVIEWER])
+
+
+def _queue_of_work():
+    """A realistic queue: mixed SLA states, priorities, customers and decision types."""
+    now = timezone.now()
+    acme = CustomerFactory(name="Dana Whitfield", company="Acme Corp", tier="PREMIUM", is_vip=True)
+    rows = [
+        ("Card payment declined at checkout with ERR_PAYMENT_402", "breached", "CRITICAL", acme, "category"),
+        ("Invoice INV-2024-76687 shows twice the plan price", "at_risk", "HIGH", None, "category"),
+        ("Export to CSV times out for large projects", "at_risk", "MEDIUM", None, "priority"),
+        ("How do I add a second admin to our workspace?", "on_time", "LOW", None, "category"),
+        ("App crashes when uploading a 2 GB file", "on_time", "HIGH", None, "escalation"),
+        ("Please confirm my plan renewal date", "on_time", "LOW", None, "reply"),
+    ]
+    items = []
+    for hours, (subject, sla, priority, customer, decision_type) in enumerate(rows, start=1):
+        ticket = TicketFactory(
+            subject=subject, sla_state=sla, priority=priority, customer=customer or CustomerFactory(),
+            body=f"Hello,\n\n{subject}. This started this morning and blocks our team.\n\nThanks",
+            first_response_due=now + (hours - 3) * timezone.timedelta(hours=1),
+            resolution_due=now + timezone.timedelta(days=2),
+        )  # fmt: skip
+        MessageFactory(ticket=ticket, content=ticket.body, created_at=ticket.created_at)
+        item = make_item(ticket=ticket, decision_type=decision_type, confidence=0.55 + hours * 0.05)
+        ReviewItem.objects.filter(pk=item.pk).update(
+            created_at=now - timezone.timedelta(minutes=50 - 7 * hours)
+        )
+        items.append(item)
+    TicketFactory(customer=acme, subject="Cannot download last month's invoice", status="resolved",
+                  created_at=now - timezone.timedelta(days=12))  # fmt: skip
+    MessageFactory(
+        ticket=items[0].ticket, kind="internal", sender_kind="cs_agent", sender_id="rita",
+        content="Customer called too: three card attempts failed in the last hour.",
+    )  # fmt: skip
+    return items
+
+
+def test_it_lets_a_reviewer_accept_one_item_and_override_the_next(transactional_db, open_page):
+    _users()
+    items = _queue_of_work()
+    first, second = items[0], items[1]
+    page = open_page("rita")
+    page.get_by_role("table").wait_for()
+    shot(page, "queue")
+
+    page.get_by_role("link", name=re.compile(r"Card payment declined")).click()
+    page.wait_for_url(f"**/review/items/{first.pk}/")
+    page.get_by_role("button", name=re.compile("Accept BILLING_INQUIRY")).wait_for()
+    shot(page, "item")
+    page.evaluate("window.__sameDocument = true")
+
+    page.keyboard.press("a")  # accept
+    page.wait_for_url(f"**/review/items/{second.pk}/")
+    page.get_by_text("Saved: confirmed (BILLING_INQUIRY).").wait_for()
+
+    page.keyboard.press("o")  # override: the list of answers gets the focus
+    assert page.evaluate("document.activeElement.id") == "override-value"
+    page.locator("#override-value").select_option("TECHNICAL_ISSUE")
+    page.get_by_role("button", name="Override").click()
+    page.get_by_text("Saved: overridden (TECHNICAL_ISSUE).").wait_for()
+
+    assert page.evaluate("window.__sameDocument") is True  # htmx swapped; no full reload
+    assert Ticket.objects.get(pk=first.ticket_id).category == "BILLING_INQUIRY"
+    assert Ticket.objects.get(pk=second.ticket_id).category == "TECHNICAL_ISSUE"
+    decided = ReviewItem.objects.filter(pk__in=[first.pk, second.pk], status="done")
+    assert {i.decided_by.username for i in decided} == {"rita"}
+    assert all(i.seconds_to_decide is not None for i in decided)
+
+
+def test_it_hides_the_ai_answer_of_a_phase_1_item(transactional_db, open_page):
+    _users()
+    item = make_item(phase=1, reasoning="Looks like a billing question.")
+    following = make_item(phase=1)
+    page = open_page("rita")
+    page.goto(f"/review/items/{item.pk}/")
+    page.get_by_text("decide on your own").wait_for()
+    shot(page, "item-phase-1")
+    assert page.locator(".suggestion").count() == 0
+    assert page.get_by_role("button", name=re.compile("Accept")).count() == 0
+    html = re.sub(r"<select id=\"override-value\".*?</select>", "", page.content(), flags=re.S)
+    assert "BILLING_INQUIRY" not in html and "Looks like a billing question." not in html
+    page.keyboard.press("?")
+    page.get_by_role("dialog").get_by_text("next / previous item").wait_for()
+    page.keyboard.press("Escape")
+    page.keyboard.press("j")  # next: the server finds it, htmx swaps it in and shows its address
+    page.wait_for_url(f"**/review/items/{following.pk}/")
+    page.locator(f'#workspace[data-item="{following.pk}"]').wait_for()
+
+
+def test_it_keeps_an_item_with_whoever_claimed_it_first(transactional_db, open_page):
+    _users()
+    item = make_item()
+    rita, omar = open_page("rita"), open_page("omar")
+    rita.goto(f"/review/items/{item.pk}/")
+    rita.get_by_role("button", name=re.compile("Accept")).wait_for()
+    omar.goto(f"/review/items/{item.pk}/")
+    omar.get_by_text("rita is working on this item").wait_for()
+    assert omar.get_by_role("button", name=re.compile("Accept")).count() == 0
+    item.refresh_from_db()
+    assert item.claimed_by.username == "rita"
+
+
+def test_it_answers_403_when_a_reviewer_tries_a_supervisor_action(transactional_db, open_page):
+    _users()
+    ticket = TicketFactory(status=Ticket.Status.RESOLVED)
+    page = open_page("rita")
+    page.goto(f"/tickets/{ticket.pk}/")
+    assert page.get_by_role("button", name="Reopen the ticket").count() == 0
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    response = page.request.post(f"/tickets/{ticket.pk}/reopen/", headers={"X-CSRFToken": token})
+    assert response.status == 403  # refused for the role, not for a missing CSRF token:
+    assert "Your role does not include this page" in response.text()
+    assert Ticket.objects.get(pk=ticket.pk).status == Ticket.Status.RESOLVED
+
+
+def test_it_shows_a_script_in_a_ticket_as_text(transactional_db, open_page):
+    _users()
+    body = '<script>window.__xss = 1; alert("xss")</script><img src=x onerror="window.__xss = 2">'
+    ticket = TicketFactory(subject="<b>Bold</b> subject", body=body)
+    item = make_item(ticket=ticket)
+    page = open_page("rita")
+    page.goto(f"/review/items/{item.pk}/")
+    page.locator(".ticket-text").get_by_text('<script>window.__xss = 1; alert("xss")</script>').wait_for()
+    assert page.evaluate("window.__xss") is None
+    assert page.dialogs == []
+    assert page.locator("h1").inner_text() == "<b>Bold</b> subject"
+    page.set_viewport_size({"width": 390, "height": 844})
+    shot(page, "item-narrow")
+
+
+def test_it_shows_why_an_edited_reply_was_refused(transactional_db, open_page):
+    _users()
+    item = make_item(decision_type="reply")
+    page = open_page("rita")
+    page.goto(f"/review/items/{item.pk}/")
+    page.keyboard.press("o")
+    page.keyboard.press("Control+a")
+    page.keyboard.type("Sorry about that, we will refund you in full.")
+    page.get_by_role("button", name="Send this reply").click()
+    page.locator("#flash").get_by_text('forbidden phrase "refund you in full"').wait_for()
+    item.refresh_from_db()
+    assert item.status == ReviewItem.Status.PENDING

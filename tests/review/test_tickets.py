@@ -1,0 +1,133 @@
+"""The ticket page (timeline for any ticket), search, and supervisors' reopen / reassign."""
+
+import re
+
+import pytest
+
+from tests.factories import CustomerFactory, MessageFactory, TicketFactory
+from tests.review.conftest import make_item
+from tickets.models import Message, Ticket
+
+
+def test_it_shows_the_merged_timeline_of_messages_notes_and_decisions(reviewer_client, reviewer):
+    ticket = TicketFactory(subject="Charged twice")
+    MessageFactory(ticket=ticket, content="I was charged twice.")
+    MessageFactory(ticket=ticket, kind="internal", sender_kind="cs_agent", content="Checking with billing.")
+    item = make_item(ticket=ticket)
+    reviewer_client.get(f"/review/items/{item.pk}/")
+    reviewer_client.post(f"/review/items/{item.pk}/decide/", {"label": "BUG_REPORT"})
+
+    html = reviewer_client.get(f"/tickets/{ticket.pk}/").content.decode()
+
+    assert "I was charged twice." in html and "Checking with billing." in html
+    assert "Proposed <strong>BILLING_INQUIRY</strong>" in html
+    assert "Suggested in phase 2" in html
+    assert "Overridden</span> by reviewer: BUG_REPORT" in html
+    assert html.index("I was charged twice.") < html.index("Proposed <strong>")
+
+
+def test_it_shows_the_customer_and_their_recent_tickets(reviewer_client):
+    customer = CustomerFactory(
+        name="Maria Lindqvist", tier="PREMIUM", is_vip=True, has_support_entitlement=False
+    )
+    older = TicketFactory(customer=customer, subject="Earlier problem")
+    ticket = TicketFactory(customer=customer)
+    html = reviewer_client.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert "Maria Lindqvist" in html and "PREMIUM" in html and "VIP" in html and "no entitlement" in html
+    assert f'href="/tickets/{older.pk}/"' in html
+
+
+@pytest.mark.parametrize("query", ["{id}", "#{id}", "Lindqvist", "ACME-9", "frozen screen"])
+def test_it_finds_tickets_by_id_customer_and_text(reviewer_client, query):
+    ticket = TicketFactory(
+        customer=CustomerFactory(name="Maria Lindqvist", external_id="ACME-9"),
+        subject="Login trouble", body="The app shows a frozen screen after login.",
+    )  # fmt: skip
+    TicketFactory(subject="Unrelated", body="Nothing to see.")
+    html = reviewer_client.get("/tickets/", {"q": query.format(id=ticket.pk)}).content.decode()
+    assert f'href="/tickets/{ticket.pk}/"' in html
+    assert re.findall(r'href="/tickets/\d+/"', html) == [f'href="/tickets/{ticket.pk}/"']
+
+
+def test_it_returns_search_results_as_a_partial_to_htmx(reviewer_client):
+    TicketFactory()
+    partial = reviewer_client.get("/tickets/", {"q": "x" * 30}, HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in partial and 'id="results"' in partial and "No ticket matches." in partial
+
+
+def test_it_lets_a_supervisor_reopen_and_reassign(supervisor_client, reviewer):
+    ticket = TicketFactory(status=Ticket.Status.RESOLVED)
+    html = supervisor_client.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert "Reopen the ticket" in html
+    response = supervisor_client.post(f"/tickets/{ticket.pk}/reopen/", HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and "Ticket reopened." in response.content.decode()
+    supervisor_client.post(f"/tickets/{ticket.pk}/reassign/", {"team": "billing", "assignee": reviewer.pk})
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.team, ticket.assignee) == ("open", "billing", reviewer)
+    notes = list(ticket.messages.filter(kind=Message.Kind.INTERNAL).values_list("content", flat=True))
+    assert notes == ["Reopened by supervisor.", "Reassigned by supervisor to billing, reviewer."]
+
+
+def test_it_refuses_to_reopen_an_open_ticket(supervisor_client):
+    ticket = TicketFactory(status=Ticket.Status.OPEN)
+    assert supervisor_client.post(f"/tickets/{ticket.pk}/reopen/").status_code == 400
+
+
+def test_it_refuses_an_assignee_outside_the_team(supervisor_client, outsider):
+    ticket = TicketFactory()
+    response = supervisor_client.post(
+        f"/tickets/{ticket.pk}/reassign/", {"team": "billing", "assignee": outsider.pk}
+    )
+    assert response.status_code == 400
+    ticket.refresh_from_db()
+    assert ticket.assignee is None
+
+
+@pytest.mark.parametrize("action", ["reopen", "reassign"])
+def test_it_forbids_reviewers_to_reopen_or_reassign(reviewer_client, action):
+    ticket = TicketFactory(status=Ticket.Status.RESOLVED)
+    assert "Reopen the ticket" not in reviewer_client.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert reviewer_client.post(f"/tickets/{ticket.pk}/{action}/", {"team": "billing"}).status_code == 403
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.team) == ("resolved", "")
+
+
+def test_it_returns_the_ticket_partial_to_htmx(reviewer_client):
+    ticket = TicketFactory()
+    full = reviewer_client.get(f"/tickets/{ticket.pk}/").content.decode()
+    partial = reviewer_client.get(f"/tickets/{ticket.pk}/", HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" in full and "<html" not in partial and 'id="ticket-main"' in partial
+
+
+PAGES = [("get", "/tickets/"), ("get", "/tickets/{id}/"), ("post", "/tickets/{id}/reopen/"),
+         ("post", "/tickets/{id}/reassign/")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path"), PAGES)
+def test_it_sends_anonymous_users_to_log_in(client, db, method, path):
+    response = getattr(client, method)(path.format(id=TicketFactory().pk))
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.parametrize(("method", "path"), PAGES)
+def test_it_refuses_users_without_a_role(client, outsider, method, path):
+    client.force_login(outsider)
+    assert getattr(client, method)(path.format(id=TicketFactory().pk)).status_code == 403
+
+
+@pytest.mark.parametrize(("method", "path"), PAGES)
+def test_it_answers_wrong_methods_with_405(supervisor_client, method, path):
+    other = "post" if method == "get" else "get"
+    assert getattr(supervisor_client, other)(path.format(id=TicketFactory().pk)).status_code == 405
+
+
+@pytest.mark.parametrize(("method", "path"), PAGES[1:])
+def test_it_answers_404_for_a_ticket_that_does_not_exist(supervisor_client, method, path):
+    assert getattr(supervisor_client, method)(path.format(id=999999)).status_code == 404
+
+
+def test_it_tells_htmx_a_refusal_in_the_flash_area(reviewer_client):
+    ticket = TicketFactory(status=Ticket.Status.RESOLVED)
+    response = reviewer_client.post(f"/tickets/{ticket.pk}/reopen/", HTTP_HX_REQUEST="true")
+    assert response.status_code == 403 and response["HX-Retarget"] == "#flash"
+    assert "<html" not in response.content.decode()
