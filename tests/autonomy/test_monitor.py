@@ -233,7 +233,7 @@ def test_a_new_input_mix_is_input_drift(customer):
         reviewed(customer, label="", confidence=0.0, kind=DECIDE, status=ReviewItem.Status.PENDING)
 
     (alert,) = services.quality_check(decision_type="category")
-    assert alert.type == "INPUT_DRIFT" and alert.value > 0.25 and alert.proposed_phase == 2
+    assert alert.type == "INPUT_DRIFT" and alert.value > 0.5 and alert.proposed_phase == 2
 
 
 def test_confidence_that_no_longer_matches_outcomes_is_calibration_drift(customer):
