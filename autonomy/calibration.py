@@ -168,11 +168,11 @@ def thresholds_per_class(
 ) -> dict[str, float | None]:
     """Thresholds for predicted classes with ``min_samples`` reviewed decisions of their own.
 
-    A class gets its own threshold where one meets the target. Where none does, it keeps the
-    global ``fallback`` — unless its own decisions at or above the fallback are clearly less
-    precise than the target (the upper end of their 95 % interval is below it): then it gets
-    None, and its decisions go to people. Classes with less evidence are left out (the
-    global threshold applies).
+    A class departs from the global ``fallback`` only on clear evidence of its own: a lower
+    threshold where its decisions meet the target from there on, or None — its decisions go
+    to people — where its decisions at or above the global threshold are clearly less
+    precise than the target (the upper end of their 95 % interval is below it). Classes with
+    less evidence are left out: the global threshold applies.
     """
     c = np.asarray(calibrated, dtype=float)
     y = np.asarray(correct, dtype=bool)
@@ -186,7 +186,7 @@ def thresholds_per_class(
         threshold = threshold_select(
             c[mask], y[mask], target=target, min_samples=min_samples, weights=w[mask]
         )
-        if threshold is not None:
+        if threshold is not None and (fallback is None or threshold <= fallback):
             found[str(label)] = threshold
         elif fallback is not None:
             above = mask & (c >= fallback)

@@ -138,3 +138,13 @@ def test_a_class_the_global_threshold_does_not_hold_for_goes_to_people():
 def test_coverage_without_a_threshold_is_zero():
     assert coverage_at([0.9, 0.8], [True, False], None) == (0.0, None, 0)
     assert coverage_at([0.9, 0.8], [True, False], 0.85) == (0.5, 1.0, 1)
+
+
+def test_a_class_threshold_only_ever_relaxes_the_global_one_on_its_own_evidence():
+    # "strong" is right from 0.6 up; "average" needs 0.95 on its own (small sample), but
+    # is not clearly worse than the target at the global 0.8: it keeps the global one.
+    labels = ["strong"] * 200 + ["average"] * 100
+    calibrated = [0.6] * 200 + [0.8] * 50 + [0.95] * 50
+    correct = [True] * 200 + [True] * 44 + [False] * 6 + [True] * 50
+    found = thresholds_per_class(calibrated, correct, labels, target=0.9, min_samples=50, fallback=0.8)
+    assert found == {"strong": 0.6}
