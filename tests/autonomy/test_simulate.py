@@ -1,12 +1,18 @@
 """The phase journey: from full human oversight to autonomy on measured evidence, and back."""
 
 import json
+import os
+import subprocess
+import sys
+from urllib.parse import quote
 
 import pytest
-from django.core.management import call_command
+from django.conf import settings
+from django.db import connection
 
 from autonomy.models import AutomationPolicy, PhaseTransition
 from autonomy.simulation import Options, Row, simulate, tasks_in_process
+from tests.conftest import REPO
 from tickets.demo import generate_tickets
 
 # Lower bars than the defaults, so a few hundred demo tickets are enough for the journey.
@@ -42,23 +48,34 @@ def test_a_replay_climbs_from_full_oversight_to_autonomy_on_the_evidence():
     autonomous = result["phases"][-1]
     assert autonomous["phase"] >= 3 and autonomous["autonomous_rate"] > 0.5
     assert result["autonomous_precision"] >= 0.9
-    assert result["human_decisions"] < result["tickets"]
     assert result["retrains"] and result["retrains"][0]["status"].startswith("promoted")
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_command_replays_in_a_database_of_its_own_and_prints_json(tmp_path, capsys):
+def test_the_command_replays_in_a_database_of_its_own_and_prints_json(tmp_path):
     path = tmp_path / "history.csv"
     rows = demo_rows(60)
     path.write_text("text,label\n" + "".join(f'"{r.text.replace(chr(34), "")}",{r.label}\n' for r in rows))
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgresql://{db['USER']}@{quote(db['HOST'], safe='')}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "CSAI_WEBHOOK_SECRET": "x",
+    }
+    # A process of its own, as an operator runs it: it creates and drops its own database.
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "simulate", "--csv", str(path), "--label-col", "label", "--json",
+         "--check-every", "30"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
 
-    call_command("simulate", "--csv", str(path), "--label-col", "label", "--json", "--check-every", "30")
-
-    out, err = capsys.readouterr()
-    result = json.loads(out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
     assert result["tickets"] == 60 and result["final_phase"] == 1
     assert set(result) >= {"final_phase", "autonomous_rate", "autonomous_precision", "human_decisions",
                            "phases", "alerts", "transitions"}  # fmt: skip
-    assert "phase" in err and "final phase 1" in err
-    # The product's own database saw none of it.
+    assert "final phase 1" in done.stderr
+    # The database it was pointed at saw none of it.
     assert not AutomationPolicy.objects.exists()
