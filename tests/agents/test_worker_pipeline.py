@@ -48,7 +48,7 @@ def test_a_worker_killed_mid_pipeline_loses_no_ticket_and_doubles_no_decision(
     second = start_worker(tmp_path / "second.log")
     try:
         done = PipelineRun.objects.filter(ticket_id__in=ticket_ids, status=PipelineRun.Status.DONE)
-        assert second.wait_for(lambda: done.count() == len(ticket_ids)), second.output()
+        assert second.wait_for(lambda: done.count() == len(ticket_ids), timeout=240), second.output()
     finally:
         second.process.terminate()
         second.process.wait(timeout=30)
