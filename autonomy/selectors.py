@@ -18,14 +18,15 @@ APPLIED = (Disposition.Kind.AUTO_APPLIED, Disposition.Kind.AUTO_APPLIED_WITH_REV
 
 @dataclass(frozen=True)
 class Reviewed:
-    """Decisions a person answered, newest first, as arrays."""
+    """Decisions whose correctness a person established, newest first, as arrays: reviewed
+    decisions, or a new model's predictions on held-out reviewed tickets."""
 
     raw: np.ndarray
-    calibrated: np.ndarray  # NaN where none was set
     correct: np.ndarray
     weights: np.ndarray  # 1 / the chance the decision was drawn for review
     labels: list[str]
     eligible: np.ndarray  # could have been applied at all: in scope, a label, no guardrail block
+    calibrated: np.ndarray | None = None  # as the decisions were calibrated (NaN: not at all)
 
     def __len__(self) -> int:
         return len(self.raw)

@@ -368,19 +368,8 @@ def rollback_restore(*, point: RollbackPoint, actor, reason: str) -> PhaseTransi
 # --- calibration and learning ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Evidence:
-    """Decisions whose correctness a person established, for one model version."""
-
-    raw: np.ndarray
-    correct: np.ndarray
-    labels: list[str]
-    eligible: np.ndarray  # could be applied at all (in scope, labelled, no guardrail block)
-    weights: np.ndarray  # 1 / the chance each was drawn for review
-
-
 def calibration_refit(
-    *, decision_type: str, model_version: ModelVersion | None, evidence: Evidence, source: str
+    *, decision_type: str, model_version: ModelVersion | None, evidence: selectors.Reviewed, source: str
 ) -> CalibrationVersion:
     """Fit a new calibration and the thresholds it implies, and put both on the policy.
 
@@ -458,9 +447,8 @@ def calibration_refresh(*, decision_type: str) -> CalibrationVersion | None:
         current is not None and current.model_version_id == model.pk and len(reviewed) <= current.samples
     ):
         return None
-    evidence = Evidence(reviewed.raw, reviewed.correct, reviewed.labels, reviewed.eligible, reviewed.weights)
     return calibration_refit(
-        decision_type=decision_type, model_version=model, evidence=evidence, source="reviews"
+        decision_type=decision_type, model_version=model, evidence=reviewed, source="reviews"
     )
 
 
@@ -508,7 +496,7 @@ def model_retrain(*, decision_type: str, tolerance: float = 0.0) -> dict:
     if current_accuracy is not None and candidate_accuracy < current_accuracy - tolerance:
         logger.info("candidate model rejected", extra={"decision_type": decision_type, **result})
         return {"status": "rejected", **result}
-    evidence = Evidence(
+    evidence = selectors.Reviewed(
         raw=np.array([p.confidence for p in predictions], dtype=float),
         correct=labels == truth,
         labels=[p.label for p in predictions],

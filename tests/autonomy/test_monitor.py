@@ -144,7 +144,7 @@ def test_a_refit_sets_the_threshold_where_the_lower_bound_meets_the_target(custo
     policy = AutomationPolicy.objects.create(
         decision_type="category", phase=2, target_precision=0.9, min_samples=100
     )
-    evidence = services.Evidence(
+    evidence = selectors.Reviewed(
         raw=np.array([0.95] * 150 + [0.5] * 150),
         correct=np.array([True] * 148 + [False] * 2 + [True] * 75 + [False] * 75),
         labels=["BILLING_INQUIRY"] * 300,
