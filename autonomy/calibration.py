@@ -168,11 +168,16 @@ def thresholds_per_class(
 ) -> dict[str, float | None]:
     """Thresholds for predicted classes with ``min_samples`` reviewed decisions of their own.
 
-    A class departs from the global ``fallback`` only on clear evidence of its own: a lower
-    threshold where its decisions meet the target from there on, or None — its decisions go
-    to people — where its decisions at or above the global threshold are clearly less
-    precise than the target (the upper end of their 95 % interval is below it). Classes with
-    less evidence are left out: the global threshold applies.
+    A class departs from the global ``fallback`` only on clear evidence of its own:
+
+    * lower, where its decisions meet the target from a lower threshold on (the same
+      Wilson-bound rule as the global threshold);
+    * higher, where its decisions at or above the global threshold are clearly less precise
+      than the target (even the upper end of their 95 % interval is below it): the lowest
+      stricter threshold at which that is no longer clear; None — its decisions go to
+      people — when no threshold clears it.
+
+    Classes with less evidence are left out: the global threshold applies to them.
     """
     c = np.asarray(calibrated, dtype=float)
     y = np.asarray(correct, dtype=bool)
@@ -188,13 +193,22 @@ def thresholds_per_class(
         )
         if threshold is not None and (fallback is None or threshold <= fallback):
             found[str(label)] = threshold
-        elif fallback is not None:
-            above = mask & (c >= fallback)
-            # Only when the evidence is clear: even the upper end of the class's precision
-            # at the global threshold falls short of the target.
-            if above.any() and proportion_estimate(y[above], w[above]).high < target:
-                found[str(label)] = None
+        elif fallback is not None and _clearly_short(c[mask], y[mask], w[mask], fallback, target):
+            found[str(label)] = next(
+                (
+                    float(t)
+                    for t in np.unique(c[mask & (c > fallback)])
+                    if not _clearly_short(c[mask], y[mask], w[mask], t, target)
+                ),
+                None,
+            )
     return found
+
+
+def _clearly_short(c: np.ndarray, y: np.ndarray, w: np.ndarray, threshold: float, target: float) -> bool:
+    """Whether the decisions at or above ``threshold`` are clearly less precise than ``target``."""
+    above = c >= threshold
+    return bool(above.any()) and proportion_estimate(y[above], w[above]).high < target
 
 
 def coverage_at(

@@ -135,6 +135,15 @@ def test_a_class_the_global_threshold_does_not_hold_for_goes_to_people():
     assert found == {"billing": 0.9, "tricky": None}
 
 
+def test_a_class_clearly_short_at_the_global_threshold_gets_a_stricter_one_where_it_holds():
+    # "tricky" is right half the time at 0.9, every time at 0.97: its own threshold is 0.97.
+    labels = ["billing"] * 200 + ["tricky"] * 260
+    calibrated = [0.9] * 400 + [0.97] * 60
+    correct = [True] * 200 + [True, False] * 100 + [True] * 60
+    found = thresholds_per_class(calibrated, correct, labels, target=0.9, min_samples=50, fallback=0.9)
+    assert found == {"billing": 0.9, "tricky": 0.97}
+
+
 def test_coverage_without_a_threshold_is_zero():
     assert coverage_at([0.9, 0.8], [True, False], None) == (0.0, None, 0)
     assert coverage_at([0.9, 0.8], [True, False], 0.85) == (0.5, 1.0, 1)
