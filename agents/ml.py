@@ -6,26 +6,29 @@ robust to typos and inflections; weighted 1.5), stacked and L2-normalised. Model
 regression. On banking77 this is as good as anything linear we tried (see the evaluate
 command), and one ticket is classified in about a millisecond.
 
+Confidence. Each prediction's ``confidence`` is the *margin*: the probability of the top
+label minus that of the runner-up. It ranks right answers above wrong ones better than the top
+probability alone (cross-fitted on the training files: AUROC for correctness 0.908 vs 0.901 on
+banking77, 0.937 vs 0.931 on clinc150), because a text torn between two labels is the typical
+mistake. The controller calibrates it into a probability of being right; here it only has to
+rank well.
+
 Out of scope. A classifier spreads all its probability over the labels it knows, so a text
-about something else entirely can still come out with a confident, made-up label. Each
-prediction therefore carries a ``scope`` factor in 0..1 that says how much the text looks
-like the training texts of the label it was given:
+about something else entirely can still come out with a confident, made-up label. Two checks
+send such a text to a person (``out_of_scope``, confidence 0); neither ever changes the label:
 
-* every label has a centroid, the normalised mean of its training vectors;
-* ``similarity`` is the cosine between the text's vector and the centroid of its top label;
-* at training time we measure the same similarity for every training text against its own
-  label's centroid *leaving that text out*, and keep two quantiles of that distribution:
-  ``high`` (the 10th percentile: 90% of the training texts are at least this typical) and
-  ``low`` (a quarter of the way from 0 to ``high``);
-* ``scope = clip((similarity - low) / (high - low), 0, 1)``, so a typical text has scope 1
-  and one that shares little more than stop words and common letter runs with the label's
-  texts has scope near 0.
-
-``confidence = probability * scope``, and 0 for a text out of scope (scope below
-``OUT_OF_SCOPE_BELOW``): a person decides those. Scope only ever lowers the confidence, it never
-changes the label; the ranking of confidences stays monotone with correctness in practice
-(a text far from its label's centroid is also more often wrong), which keeps the confidence
-usable for calibration and thresholds.
+* ``scope`` in 0..1, how much the text looks like the training texts of its top label: the
+  mean cosine similarity to its ``NEIGHBOURS`` most similar training texts of that label
+  (nearest neighbours tell unseen topics apart better than a label centroid: AUROC 0.935 vs
+  0.917 for clinc150's out-of-scope rows). At training time the same similarity is measured
+  for a sample of training texts against the *other* texts of their label, and two reference
+  points are kept: ``high``, the 10th percentile (90 % of training texts are at least this
+  typical), and ``low``, a quarter of ``high``. ``scope = clip((similarity - low) / (high -
+  low), 0, 1)``; below ``OUT_OF_SCOPE_BELOW`` the text is out of scope.
+* ``min_probability``: when the training data comes with examples known to be out of scope
+  (e.g. clinc150's ``oos`` rows, never trained on as a label), the model predicts them after
+  training and keeps the top probability below which ``OUT_OF_SCOPE_RECALL`` of them fall;
+  a text whose top probability is no higher is out of scope. Without such examples it is 0.
 
 The metric helpers at the bottom score predictions against the truth; rows whose true label
 is out of scope (unknown to the model, or e.g. ``oos``) have one right answer, "to a human",
@@ -48,23 +51,27 @@ from sklearn.preprocessing import normalize
 
 TOP_K = 3
 CHAR_WEIGHT = 1.5
+NEIGHBOURS = 3  # training texts of the top label whose similarity makes the scope
 SCOPE_QUANTILE = 10  # percent of training texts allowed below full scope
 SCOPE_LOW_FRACTION = 0.25  # low = this fraction of high
+SCOPE_SAMPLE = 2000  # training texts whose leave-one-out similarity sets the reference
+CHUNK = 500  # texts predicted at once
 # Below this scope a text is out of scope: confidence 0, whatever the probability.
 OUT_OF_SCOPE_BELOW = 0.5
+# The share of known out-of-scope examples at or below ``min_probability``. We want 90 % of
+# unseen out-of-scope texts to reach a person; from a hundred or so examples that percentile
+# is uncertain by a few points, so the floor aims higher.
+OUT_OF_SCOPE_RECALL = 0.95
 
 
 @dataclass(frozen=True)
 class Prediction:
     label: str  # the top label
-    confidence: float  # probability * scope; low for texts unlike anything trained on
-    probability: float  # the classifier's own top-class probability, before the scope factor
+    confidence: float  # top minus runner-up probability; 0 when out of scope
+    probability: float  # the classifier's own top-class probability
     scope: float  # 0..1 how much the text resembles the training data of its label (1 = typical)
     top: tuple[tuple[str, float], ...]  # best 3 (label, probability)
-
-    @property
-    def out_of_scope(self) -> bool:
-        return self.scope < OUT_OF_SCOPE_BELOW
+    out_of_scope: bool = False  # unlike the training data, or as unsure as known out-of-scope texts
 
 
 def _normalise(text: str) -> str:
@@ -77,7 +84,7 @@ def _stack(words: sp.spmatrix, chars: sp.spmatrix) -> sp.csr_matrix:
 
 
 class TextClassifier:
-    ALGORITHM: ClassVar[str] = "tfidf-word-char-lr/1"
+    ALGORITHM: ClassVar[str] = "tfidf-word-char-lr-knn/2"
 
     labels: list[str]
 
@@ -87,7 +94,8 @@ class TextClassifier:
         words: TfidfVectorizer,
         chars: TfidfVectorizer,
         model: LogisticRegression,
-        centroids: sp.csr_matrix,
+        vectors: sp.csr_matrix,
+        y: np.ndarray,
         scope_low: float,
         scope_high: float,
     ) -> None:
@@ -101,12 +109,24 @@ class TextClassifier:
             coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
         self.coef_t = np.ascontiguousarray(coef.T, dtype=np.float32)  # features x labels
         self.intercept = intercept.astype(np.float32)
-        self.centroids_t = centroids.T.tocsr()  # features x labels, normalised label centroids
+        # The training texts' vectors, transposed (features x texts), and each text's label index:
+        # the neighbours the scope is measured against.
+        self.vectors_t = vectors.T.tocsr().astype(np.float32)
+        self.y = y
         self.scope_low = scope_low
         self.scope_high = scope_high
+        self.min_probability = 0.0
 
     @classmethod
-    def fit(cls, texts: Sequence[str], labels: Sequence[str], *, seed: int = 0) -> "TextClassifier":
+    def fit(
+        cls,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        *,
+        out_of_scope: Sequence[str] = (),
+        seed: int = 0,
+    ) -> "TextClassifier":
+        """Train on labelled texts; ``out_of_scope`` texts (never trained on) set ``min_probability``."""
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
         if len(set(labels)) < 2:
@@ -128,15 +148,21 @@ class TextClassifier:
             # labels look like a regression target. They are not.
             warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
             model.fit(x, y)
-        centroids, scope_low, scope_high = _scope_reference(x, np.searchsorted(model.classes_, y))
-        return cls(
+        y_index = np.searchsorted(model.classes_, y)
+        scope_low, scope_high = _scope_reference(x, y_index, seed=seed)
+        classifier = cls(
             words=words,
             chars=chars,
             model=model,
-            centroids=centroids,
+            vectors=x,
+            y=y_index,
             scope_low=scope_low,
             scope_high=scope_high,
         )
+        if len(out_of_scope):
+            known = [p.probability for p in classifier.predict_many(out_of_scope)]
+            classifier.min_probability = float(np.percentile(known, 100 * OUT_OF_SCOPE_RECALL))
+        return classifier
 
     def _vectors(self, texts: Sequence[str]) -> sp.csr_matrix:
         documents = [str(text) for text in texts]
@@ -146,26 +172,32 @@ class TextClassifier:
         return self.predict_many([text])[0]
 
     def predict_many(self, texts: Sequence[str]) -> list[Prediction]:
-        if not len(texts):
-            return []
-        x = self._vectors(texts)
-        scores = x.astype(np.float32) @ self.coef_t + self.intercept  # same dtype: no copy of coef_t
+        # In chunks: the similarities to every training text are a dense rows x texts block.
+        chunks = (texts[start : start + CHUNK] for start in range(0, len(texts), CHUNK))
+        return [prediction for chunk in chunks for prediction in self._predict(chunk)]
+
+    def _predict(self, texts: Sequence[str]) -> list[Prediction]:
+        x = self._vectors(texts).astype(np.float32)
+        scores = x @ self.coef_t + self.intercept  # same dtype: no copy of coef_t
         scores -= scores.max(axis=1, keepdims=True)
         probabilities = np.exp(scores)
         probabilities /= probabilities.sum(axis=1, keepdims=True)
         best = np.argsort(-probabilities, axis=1)[:, :TOP_K]
-        similarities = (x @ self.centroids_t).toarray()[np.arange(len(best)), best[:, 0]]
+        similarities = _neighbour_similarity(x @ self.vectors_t, self.y, best[:, 0])
         scopes = np.clip((similarities - self.scope_low) / (self.scope_high - self.scope_low), 0.0, 1.0)
         predictions = []
         for row, order, scope in zip(probabilities, best, scopes, strict=True):
             probability = float(row[order[0]])
+            runner_up = float(row[order[1]]) if len(order) > 1 else 0.0
+            out_of_scope = bool(scope < OUT_OF_SCOPE_BELOW or probability <= self.min_probability)
             predictions.append(
                 Prediction(
                     label=self.labels[order[0]],
-                    confidence=probability * float(scope) if scope >= OUT_OF_SCOPE_BELOW else 0.0,
+                    confidence=0.0 if out_of_scope else probability - runner_up,
                     probability=probability,
                     scope=float(scope),
                     top=tuple((self.labels[i], float(row[i])) for i in order),
+                    out_of_scope=out_of_scope,
                 )
             )
         return predictions
@@ -183,26 +215,38 @@ class TextClassifier:
         return model
 
 
-def _scope_reference(x: sp.csr_matrix, y: np.ndarray) -> tuple[sp.csr_matrix, float, float]:
-    """Label centroids, and the (low, high) similarities the scope factor maps to 0 and 1.
+def _neighbour_similarity(similarities: sp.spmatrix, y: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per row: the mean of the ``NEIGHBOURS`` highest similarities among columns of that row's label.
 
-    The reference similarities are leave-one-out: each training text against the centroid of
-    the other texts of its label, so a label with few examples does not look too tight.
+    ``similarities`` is rows x training texts; a label with fewer texts averages what it has.
     """
-    n_labels = int(y.max()) + 1
-    membership = sp.csr_matrix((np.ones(len(y)), (y, np.arange(len(y)))), shape=(n_labels, len(y)))
-    sums = (membership @ x).tocsr()  # one row per label
-    counts = np.bincount(y, minlength=n_labels)
-    centroids = normalize(sums).astype(np.float32)
-    # <x, sum - x> / |sum - x|, with |x| = 1: the cosine between x and its leave-one-out centroid.
-    dot_sum = (x @ sums.T).toarray()[np.arange(len(y)), y]
-    norm_sum_sq = np.asarray(sums.multiply(sums).sum(axis=1)).ravel()[y]
-    rest_norm = np.sqrt(np.maximum(norm_sum_sq - 2 * dot_sum + 1, 1e-12))
-    loo = np.where(counts[y] > 1, (dot_sum - 1) / rest_norm, np.nan)
-    loo = loo[~np.isnan(loo)]
-    high = float(np.percentile(loo, SCOPE_QUANTILE)) if len(loo) else 0.5
+    dense = similarities.toarray() if sp.issparse(similarities) else np.asarray(similarities)
+    dense = np.where(y[None, :] == labels[:, None], dense, -np.inf)
+    k = min(NEIGHBOURS, dense.shape[1])
+    top = -np.partition(-dense, k - 1, axis=1)[:, :k]
+    found = np.isfinite(top)
+    return np.where(found, top, 0.0).sum(axis=1) / np.maximum(found.sum(axis=1), 1)
+
+
+def _scope_reference(x: sp.csr_matrix, y: np.ndarray, *, seed: int) -> tuple[float, float]:
+    """The (low, high) neighbour similarities the scope factor maps to 0 and 1.
+
+    Leave-one-out: a sample of training texts, each against the *other* texts of its label,
+    so a text is never its own neighbour.
+    """
+    rng = np.random.default_rng(seed)
+    sample = rng.choice(len(y), size=min(SCOPE_SAMPLE, len(y)), replace=False)
+    x32 = x.astype(np.float32)
+    reference = []
+    for chunk in np.array_split(sample, max(1, len(sample) // CHUNK)):
+        similarities = (x32[chunk] @ x32.T).toarray()
+        similarities[np.arange(len(chunk)), chunk] = -np.inf  # not its own neighbour
+        reference.append(_neighbour_similarity(similarities, y, y[chunk]))
+    reference = np.concatenate(reference)
+    reference = reference[np.bincount(y)[y[sample]] > 1]  # a label with one text has no other
+    high = float(np.percentile(reference, SCOPE_QUANTILE)) if len(reference) else 0.5
     high = max(high, 0.05)
-    return centroids, SCOPE_LOW_FRACTION * high, high
+    return SCOPE_LOW_FRACTION * high, high
 
 
 # --- metrics -------------------------------------------------------------------------------

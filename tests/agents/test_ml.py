@@ -48,7 +48,8 @@ def test_a_prediction_carries_label_confidence_and_the_best_three(classifier, he
     assert [p for _, p in prediction.top] == sorted((p for _, p in prediction.top), reverse=True)
     assert 0 <= prediction.confidence <= prediction.probability <= 1
     assert 0 <= prediction.scope <= 1
-    assert prediction.confidence == pytest.approx(prediction.probability * prediction.scope)
+    # The confidence is the margin between the best two labels.
+    assert prediction.confidence == pytest.approx(prediction.top[0][1] - prediction.top[1][1])
 
 
 def test_it_predicts_the_same_one_at_a_time_and_in_bulk(classifier, held_out):
@@ -76,13 +77,31 @@ def test_it_refuses_bytes_that_are_not_a_classifier():
         TextClassifier.from_bytes(pickle.dumps({"not": "a model"}))
 
 
-def test_an_out_of_scope_text_gets_low_confidence(classifier, held_out):
-    in_scope = [p.confidence for p in classifier.predict_many([_text(t) for t in held_out[:50]])]
+def test_an_out_of_scope_text_goes_to_a_person_with_confidence_zero(classifier, held_out):
+    in_scope = classifier.predict_many([_text(t) for t in held_out[:50]])
+    assert not any(p.out_of_scope for p in in_scope)
     for text in OUT_OF_SCOPE:
         prediction = classifier.predict(text)
-        assert prediction.confidence < 0.5
-        assert prediction.confidence < min(in_scope)
-        assert prediction.scope < 1
+        assert prediction.out_of_scope
+        assert prediction.confidence == 0.0
+        assert prediction.scope < 0.5
+
+
+def test_known_out_of_scope_examples_set_a_probability_floor(history, held_out):
+    """Texts as unsure as most of the known out-of-scope examples are out of scope too."""
+    texts, labels = [_text(t) for t in history], [_category(t) for t in history]
+    # Known out of scope: short account notes unlike any ticket category, never trained on.
+    examples = [f"note {i}: please file this under the {word} folder" for i, word in
+                enumerate(["blue", "green", "red", "old", "new", "misc", "other", "spare"] * 5)]  # fmt: skip
+    plain = TextClassifier.fit(texts, labels, seed=0)
+    guarded = TextClassifier.fit(texts, labels, out_of_scope=examples, seed=0)
+    assert plain.min_probability == 0.0
+    known = sorted(p.probability for p in plain.predict_many(examples))
+    assert guarded.min_probability == pytest.approx(known[int(0.95 * (len(known) - 1))], abs=0.05)
+    assert sum(p.out_of_scope for p in guarded.predict_many(examples)) >= 0.95 * len(examples)
+    # Ordinary tickets keep their answers.
+    kept = guarded.predict_many([_text(t) for t in held_out])
+    assert sum(not p.out_of_scope for p in kept) >= 0.9 * len(kept)
 
 
 def test_it_is_deterministic_for_a_seed(history, held_out):

@@ -66,14 +66,21 @@ def cross_fitted(
 
 
 def train(rows: list[tuple[str, str]], *, oos_label: str | None, seed: int) -> tuple[TextClassifier, float]:
-    """The classifier trained on the rows not labelled out-of-scope, and the seconds it took."""
+    """The classifier trained on the rows not labelled out-of-scope, and the seconds it took.
+
+    The out-of-scope rows are not trained on as a label; they set the classifier's
+    probability floor (``TextClassifier.min_probability``).
+    """
+    known_out_of_scope = [text for text, label in rows if label == oos_label]
     rows = [(text, label) for text, label in rows if label != oos_label]
     if not rows:
         raise CommandError("the training set is empty (after the filters and without out-of-scope rows)")
     if len({label for _, label in rows}) < 2:
         raise CommandError("the training set needs at least two different labels")
     started = time.perf_counter()
-    classifier = TextClassifier.fit([t for t, _ in rows], [label for _, label in rows], seed=seed)
+    classifier = TextClassifier.fit(
+        [t for t, _ in rows], [label for _, label in rows], out_of_scope=known_out_of_scope, seed=seed
+    )
     return classifier, time.perf_counter() - started
 
 
@@ -197,7 +204,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--oos-label",
             default=None,
-            help="Label meaning out-of-scope: not trained on, expected to go to a human.",
+            help="Label meaning out-of-scope: not trained on, expected to go to a human; its training "
+            "rows set the classifier's probability floor.",
         )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument(
@@ -248,7 +256,6 @@ class Command(BaseCommand):
             # calibrated on: any answer to them is wrong, and the threshold should know.
             held = cross_fitted(train_rows, folds=folds, oos_label=oos_label, seed=options["seed"])
         held_truth = [label for _, label in train_rows]
-        train_rows = [(text, label) for text, label in train_rows if label != oos_label]
         classifier, train_seconds = train(train_rows, oos_label=oos_label, seed=options["seed"])
         truth = [label for _, label in test_rows]
         out_of_scope = set(truth) - set(classifier.labels) | ({oos_label} if oos_label else set())
@@ -256,7 +263,9 @@ class Command(BaseCommand):
         result = {
             "algorithm": TextClassifier.ALGORITHM,
             "seed": options["seed"],
-            "n_train": len(train_rows),
+            "n_train": sum(label != oos_label for _, label in train_rows),
+            "n_train_out_of_scope": sum(label == oos_label for _, label in train_rows),
+            "min_probability": classifier.min_probability,
             "labels": len(classifier.labels),
             "train_seconds": round(train_seconds, 2),
             "p50_ms": round(float(np.percentile(millis, 50)), 3),
