@@ -125,6 +125,9 @@ class Ticket(models.Model):
     created_at = models.DateTimeField()
     first_response_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # First escalation: the dashboard's escalation rate counts tickets escalated at any time,
+    # also those resolved since.
+    escalated_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
