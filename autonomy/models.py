@@ -188,7 +188,8 @@ class ReviewItem(models.Model):
             # Supervisor dashboard: autonomous accuracy by day of review over every decision
             # type (review.reports.dashboard_report).
             models.Index(
-                fields=["decided_at"], name="reviewitem_delayed_done_idx",
+                fields=["decided_at"],
+                name="reviewitem_delayed_done_idx",
                 condition=Q(kind="delayed_review", status="done"),
             ),
         ]
