@@ -203,8 +203,8 @@ def heatmap(*, title: str, labels: Sequence[str], matrix: Sequence[Sequence[int]
     """A confusion matrix: rows the people's answer, columns the AI's; a count in every cell."""
     n = len(labels)
     cell = 34 if n <= 8 else 26
-    left, top = 150, 120
-    width, height = left + n * cell + 8, top + n * cell + 8
+    left, top = 150, 135
+    width, height = left + n * cell + 110, top + n * cell + 8
     peak = max((v for row in matrix for v in row), default=0) or 1
     out = [
         f'<svg class="chart heatmap" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}"'

@@ -268,6 +268,8 @@ def _supervision_history():
             resolved_at=resolved if resolved and resolved < now else None,
             status="resolved" if resolved and resolved < now else ("escalated" if n % 11 == 0 else "open"),
             escalated_at=created + timezone.timedelta(hours=1) if n % 11 == 0 else None,
+            first_response_due=created + timezone.timedelta(hours=4),
+            resolution_due=created + timezone.timedelta(hours=48),
         )  # fmt: skip
         Disposition.objects.filter(decision__ticket_id=item.ticket_id).update(created_at=created)
         ReviewItem.objects.filter(ticket_id=item.ticket_id).update(
@@ -299,7 +301,6 @@ def test_a_supervisor_promotes_through_the_confirm_step_and_restores_it(transact
     page.wait_for_url("**/supervisor/autonomy/")
     policy = page.locator("#policy-category")
     policy.get_by_text("Phase 2 · assisted").wait_for()
-    shot(page, "supervisor-autonomy")
 
     policy.get_by_label("Reason to promote to phase 3").fill("Agreement 88 % on the last 150 reviews")
     page.evaluate("window.__sameDocument = true")
@@ -330,6 +331,7 @@ def test_a_supervisor_promotes_through_the_confirm_step_and_restores_it(transact
     page.get_by_text(f"Restored category to rollback point #{point.pk} (phase 2).").wait_for()
     assert AutomationPolicy.objects.get(decision_type="category").phase == 2
     assert PhaseTransition.objects.filter(direction="rollback", actor__username="sam").count() == 1
+    shot(page, "supervisor-autonomy")
 
     page.get_by_role("link", name="Calibration").click()
     page.get_by_role("heading", name="Reliability diagram").wait_for()

@@ -223,7 +223,12 @@ def test_alerts_list_open_first_then_acknowledged(supervisor_client, supervisor)
     open_ = alert(severity="critical", type=Alert.Type.OVERAUTOMATION_RISK)
     html = supervisor_client.get("/supervisor/alerts/").content.decode()
     assert html.index(f'id="alert-{open_.pk}"') < html.index(f'id="alert-{seen.pk}"')
-    assert "1 open" in html and "OVERAUTOMATION_RISK" in html and "Demote category to phase 2." in html
+    assert (
+        "1 open" in html
+        and f'<tr id="alert-{open_.pk}" class="open">' in html
+        and "OVERAUTOMATION_RISK" in html
+        and "Demote category to phase 2." in html
+    )
 
 
 def test_acknowledging_an_alert_swaps_its_row(supervisor_client, supervisor):
