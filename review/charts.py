@@ -202,7 +202,7 @@ def count_ticks(top: float) -> list[tuple[float, str]]:
 def heatmap(*, title: str, labels: Sequence[str], matrix: Sequence[Sequence[int]]) -> SafeString:
     """A confusion matrix: rows the people's answer, columns the AI's; a count in every cell."""
     n = len(labels)
-    cell = 34 if n <= 8 else 26
+    cell = 46 if n <= 6 else 34 if n <= 10 else 26
     left, top = 150, 135
     width, height = left + n * cell + 110, top + n * cell + 8
     peak = max((v for row in matrix for v in row), default=0) or 1
