@@ -183,7 +183,7 @@ def alert_acknowledge(request, alert_id: int):
     )
     notice = "Alert acknowledged." if done else "Somebody acknowledged this alert already."
     if not request.htmx:
-        messages.success(request, notice) if done else messages.info(request, notice)
+        messages.add_message(request, messages.SUCCESS if done else messages.INFO, notice)
         return redirect("supervisor-alerts")
     alert = Alert.objects.select_related("acknowledged_by").get(pk=alert.pk)
     return render(request, "supervisor/alerts.html#alert-row", {"alert": alert, "notice": notice})
@@ -216,7 +216,13 @@ def calibration_page(request):
         ),
         "confusion": charts.confusion_chart(report["confusion"]) if report["confusion"]["labels"] else "",
     }
-    context = {"form": form, "report": report, "charts": charts_, "query": request.GET.urlencode()}
+    context = {
+        "form": form,
+        "report": report,
+        "charts": charts_,
+        "confusion_rows": zip(report["confusion"]["labels"], report["confusion"]["rows"], strict=True),
+        "query": request.GET.urlencode(),
+    }
     return _page(request, "supervisor/calibration.html", "report", context)
 
 

@@ -210,3 +210,20 @@ def test_the_autonomy_readiness_exports(supervisor_client, reviewed):
     data = supervisor_client.get("/supervisor/autonomy/", {"format": "json"}).json()
     assert data["policies"][0]["blockers"][0] == "reviewed decisions 20 < 200"
     assert data["policies"][0]["criteria"]["min_reviewed"] == 200
+
+
+def test_calibration_queries_do_not_grow_with_the_reviewed_decisions(
+    supervisor_client, supervisor
+):
+    set_phase("category", 2)
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            supervisor_client.get("/supervisor/calibration/", {"decision_type": "category"})
+        return len(captured)
+
+    _decided(supervisor, label=BILLING, confidence=0.9, answer=BILLING)
+    few = queries()
+    for _ in range(8):
+        _decided(supervisor, label=TECHNICAL, confidence=0.6, answer=BILLING)
+    assert queries() == few

@@ -261,3 +261,24 @@ def test_alerts_export_as_csv_and_json(supervisor_client):
 
 def test_an_unknown_export_format_is_400(supervisor_client):
     assert supervisor_client.get("/supervisor/alerts/", {"format": "xls"}).status_code == 400
+
+
+def test_a_plain_form_refusal_comes_in_the_site_layout_with_a_way_back(supervisor_client, category):
+    response = supervisor_client.post(
+        "/supervisor/autonomy/category/promote/",
+        {"reason": "", "confirm": "1"},
+        HTTP_REFERER="http://testserver/supervisor/autonomy/",
+    )
+    html = response.content.decode()
+    assert response.status_code == 400 and "<html" in html and "A reason is required" in html
+    assert 'href="http://testserver/supervisor/autonomy/"' in html
+    elsewhere = supervisor_client.post(
+        "/supervisor/autonomy/category/promote/", {"confirm": "1"}, HTTP_REFERER="https://evil.example/"
+    )
+    assert "evil.example" not in elsewhere.content.decode()
+
+
+def test_an_alert_that_proposes_a_phase_links_to_the_autonomy_page(supervisor_client):
+    alert()
+    html = supervisor_client.get("/supervisor/alerts/").content.decode()
+    assert 'href="/supervisor/autonomy/#policy-category"' in html
