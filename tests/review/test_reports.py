@@ -212,9 +212,7 @@ def test_the_autonomy_readiness_exports(supervisor_client, reviewed):
     assert data["policies"][0]["criteria"]["min_reviewed"] == 200
 
 
-def test_calibration_queries_do_not_grow_with_the_reviewed_decisions(
-    supervisor_client, supervisor
-):
+def test_calibration_queries_do_not_grow_with_the_reviewed_decisions(supervisor_client, supervisor):
     set_phase("category", 2)
 
     def queries():
