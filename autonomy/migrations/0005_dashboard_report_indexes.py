@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('agents', '0001_agents_pipeline'),
         ('autonomy', '0004_reviewitem_queue_indexes'),
-        ('tickets', '0006_ticket_escalated_at'),
+        ('tickets', '0006_ticket_escalated_at_resolved_index'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

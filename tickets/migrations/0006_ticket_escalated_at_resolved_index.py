@@ -25,4 +25,8 @@ class Migration(migrations.Migration):
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.RunPython(fill_escalated_at, migrations.RunPython.noop),
+        migrations.AddIndex(
+            model_name="ticket",
+            index=models.Index(fields=["resolved_at"], name="ticket_resolved_idx"),
+        ),
     ]
