@@ -282,3 +282,11 @@ def test_an_alert_that_proposes_a_phase_links_to_the_autonomy_page(supervisor_cl
     alert()
     html = supervisor_client.get("/supervisor/alerts/").content.decode()
     assert 'href="/supervisor/autonomy/#policy-category"' in html
+
+
+@pytest.mark.parametrize("path", PAGES)
+@pytest.mark.parametrize("export", ["csv", "json"])
+def test_exports_need_the_supervisor_permission_too(client, reviewer, path, export):
+    assert client.get(path, {"format": export}).status_code == 302
+    client.force_login(reviewer)
+    assert client.get(path, {"format": export}).status_code == 403
