@@ -197,9 +197,8 @@ def calibration_report(*, decision_type: str, target: float | None = None) -> di
         "n": len(evidence),
         "eligible": int(eligible.sum()),
         "accuracy": float(correct.mean()) if len(correct) else None,
-        "ece": expected_calibration_error(confidence, correct, bins=RELIABILITY_BINS)
-        if len(correct)
-        else None,
+        # ECE on the controller's bins (as stored with a calibration); the diagram uses fewer.
+        "ece": expected_calibration_error(confidence, correct) if len(correct) else None,
         "brier": brier(confidence, correct) if len(correct) else None,
         "bins": reliability_bins(confidence, correct, bins=RELIABILITY_BINS),
         "curve": risk_coverage(c, y, w),
