@@ -120,6 +120,9 @@ class Disposition(models.Model):
         indexes = [
             # Reports: dispositions of one phase over time.
             models.Index(fields=["kind", "created_at"], name="disposition_kind_created_idx"),
+            # Supervisor dashboard: automation rate by day over every kind
+            # (review.reports.dashboard_report).
+            models.Index(fields=["created_at"], name="disposition_created_idx"),
         ]
 
     def __str__(self) -> str:
@@ -182,6 +185,13 @@ class ReviewItem(models.Model):
             ),
             # Honest accuracy: done delayed reviews of one decision type.
             models.Index(fields=["decision_type", "kind", "decided_at"], name="reviewitem_done_idx"),
+            # Supervisor dashboard: autonomous accuracy by day of review over every decision
+            # type (review.reports.dashboard_report).
+            models.Index(
+                fields=["decided_at"],
+                name="reviewitem_delayed_done_idx",
+                condition=Q(kind="delayed_review", status="done"),
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -48,3 +48,28 @@ class ReassignForm(forms.Form):
         .distinct()
         .order_by("username"),
     )
+
+
+# --- supervisor pages ----------------------------------------------------------------------
+
+EXPORT_FORMATS = [("", "page"), ("csv", "CSV"), ("json", "JSON")]
+
+
+class CalibrationReportForm(forms.Form):
+    decision_type = forms.ChoiceField(label="Decision type", required=False, choices=DecisionType.choices)
+    target = forms.FloatField(
+        label="Target precision", required=False, min_value=0.5, max_value=0.999,
+        widget=forms.NumberInput(attrs={"step": "0.005"}),
+    )  # fmt: skip
+    format = forms.ChoiceField(required=False, choices=EXPORT_FORMATS, widget=forms.HiddenInput)
+
+    def clean_decision_type(self) -> str:
+        return self.cleaned_data["decision_type"] or DecisionType.CATEGORY
+
+
+class DashboardForm(forms.Form):
+    days = forms.IntegerField(label="Days", required=False, min_value=1, max_value=365)
+    format = forms.ChoiceField(required=False, choices=EXPORT_FORMATS, widget=forms.HiddenInput)
+
+    def clean_days(self) -> int:
+        return self.cleaned_data["days"] or 30

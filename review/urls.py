@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from review import views
+from review import supervisor, views
 from review.accounts import LoginView
 
 urlpatterns = [
@@ -28,4 +28,34 @@ urlpatterns = [
     path("tickets/<int:ticket_id>/", views.ticket_detail, name="ticket-detail"),
     path("tickets/<int:ticket_id>/reopen/", views.ticket_reopen, name="ticket-reopen"),
     path("tickets/<int:ticket_id>/reassign/", views.ticket_reassign, name="ticket-reassign"),
+]
+
+# The supervisor pages (review.supervisor).
+urlpatterns += [
+    path("supervisor/autonomy/", supervisor.autonomy_page, name="supervisor-autonomy"),
+    path(
+        "supervisor/autonomy/<str:decision_type>/promote/",
+        supervisor.policy_change,
+        {"direction": "promote"},
+        name="supervisor-promote",
+    ),
+    path(
+        "supervisor/autonomy/<str:decision_type>/demote/",
+        supervisor.policy_change,
+        {"direction": "demote"},
+        name="supervisor-demote",
+    ),
+    path(
+        "supervisor/rollback-points/<int:point_id>/restore/",
+        supervisor.rollback_restore,
+        name="supervisor-restore",
+    ),
+    path("supervisor/alerts/", supervisor.alerts_page, name="supervisor-alerts"),
+    path(
+        "supervisor/alerts/<int:alert_id>/acknowledge/",
+        supervisor.alert_acknowledge,
+        name="supervisor-alert-acknowledge",
+    ),
+    path("supervisor/calibration/", supervisor.calibration_page, name="supervisor-calibration"),
+    path("supervisor/dashboard/", supervisor.dashboard_page, name="supervisor-dashboard"),
 ]

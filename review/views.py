@@ -16,6 +16,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -57,7 +58,14 @@ def console_view(*, methods=("GET",), permission: str = WORK_QUEUE):
 
 
 def _refusal(request, message: str, status: int) -> HttpResponse:
-    """A business refusal as a message; htmx shows it in #flash, whatever the request targeted."""
+    """A business refusal as a message; htmx shows it in #flash, whatever the request targeted.
+    Without htmx (a plain form post) the message comes in the site's layout, with a way back."""
+    if not request.htmx:
+        back = request.headers.get("Referer", "")
+        if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+            back = ""
+        context = {"message": message, "back": back}
+        return render(request, "review/refused.html", context, status=status)
     response = render(request, "review/_error.html", {"message": message}, status=status)
     response["HX-Retarget"], response["HX-Reswap"] = "#flash", "innerHTML"
     return response

@@ -125,6 +125,9 @@ class Ticket(models.Model):
     created_at = models.DateTimeField()
     first_response_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # First escalation: the dashboard's escalation rate counts tickets escalated at any time,
+    # also those resolved since.
+    escalated_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -154,6 +157,9 @@ class Ticket(models.Model):
                 name="ticket_open_resdue_idx",
                 condition=Q(resolved_at__isnull=True),
             ),
+            # Supervisor dashboard: tickets still open at the end of each day of the period
+            # (resolved_at null or after its start; review.reports._open_at_end_of).
+            models.Index(fields=["resolved_at"], name="ticket_resolved_idx"),
             # intake_sweep: tickets still waiting for their intake task.
             models.Index(
                 fields=["created_at"], name="ticket_awaiting_intake_idx", condition=Q(stage="trigger")

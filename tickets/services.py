@@ -172,7 +172,11 @@ def ticket_escalate(*, ticket: Ticket, team: str, note: str, sender_id: str) -> 
     """Mark a ticket escalated to ``team`` and say so in an internal note."""
     ticket.status = Ticket.Status.ESCALATED
     ticket.team = team
-    ticket.save(update_fields=["status", "team", "updated_at"])
+    fields = ["status", "team", "updated_at"]
+    if ticket.escalated_at is None:
+        ticket.escalated_at = timezone.now()
+        fields.append("escalated_at")
+    ticket.save(update_fields=fields)
     message_post(
         ticket=ticket,
         kind=Message.Kind.INTERNAL,

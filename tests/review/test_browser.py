@@ -5,6 +5,7 @@ skipped with the reason, except on CI, where a missing browser is a failure.
 """
 
 import os
+import random
 import re
 from pathlib import Path
 
@@ -229,3 +230,138 @@ def test_it_shows_why_an_edited_reply_was_refused(transactional_db, open_page):
     page.locator("#flash").get_by_text('forbidden phrase "refund you in full"').wait_for()
     item.refresh_from_db()
     assert item.status == ReviewItem.Status.PENDING
+
+
+# --- the supervisor pages ----------------------------------------------------------------------
+
+CATEGORIES = ["BILLING_INQUIRY", "TECHNICAL_ISSUE", "BUG_REPORT", "ACCOUNT_MANAGEMENT", "FEATURE_REQUEST"]
+
+
+def _supervision_history():
+    """A month of a small team's work: reviewed category decisions (phase 2), applied and
+    sampled priority decisions (phase 3), tickets answered and resolved on most days, alerts."""
+    from autonomy import services as autonomy
+    from autonomy.models import Alert, Disposition
+
+    rng = random.Random(7)
+    sam = UserFactory(username="sam", groups=[roles.SUPERVISOR])
+    now = timezone.now()
+    for n in range(150):
+        truth = rng.choice(CATEGORIES)
+        confidence = rng.uniform(0.35, 0.99)
+        label = truth if rng.random() < confidence else rng.choice(CATEGORIES)
+        item = make_item(phase=2, confidence=confidence, label=label, value={"category": label})
+        autonomy.review_item_decide(item=item, actor=sam, label=truth)
+        if n % 3 == 0:
+            applied = make_item(
+                decision_type="priority", phase=3, confidence=rng.uniform(0.85, 0.99), ticket=item.ticket
+            )
+            autonomy.review_item_decide(
+                item=applied, actor=sam, label="HIGH" if rng.random() < 0.93 else "LOW"
+            )
+        age = timezone.timedelta(days=rng.uniform(0, 29.5))
+        created = now - age
+        responded = created + timezone.timedelta(minutes=rng.uniform(10, 600))
+        resolved = responded + timezone.timedelta(hours=rng.uniform(1, 60)) if rng.random() < 0.8 else None
+        Ticket.objects.filter(pk=item.ticket_id).update(
+            created_at=created, first_response_at=min(responded, now),
+            resolved_at=resolved if resolved and resolved < now else None,
+            status="resolved" if resolved and resolved < now else ("escalated" if n % 11 == 0 else "open"),
+            escalated_at=created + timezone.timedelta(hours=1) if n % 11 == 0 else None,
+            first_response_due=created + timezone.timedelta(hours=4),
+            resolution_due=created + timezone.timedelta(hours=48),
+        )  # fmt: skip
+        Disposition.objects.filter(decision__ticket_id=item.ticket_id).update(created_at=created)
+        ReviewItem.objects.filter(ticket_id=item.ticket_id).update(
+            created_at=created, decided_at=created + timezone.timedelta(hours=2)
+        )
+    make_item(decision_type="escalation", phase=1)
+    Alert.objects.create(
+        decision_type="priority", type=Alert.Type.ACCURACY_DEGRADATION, severity="high",
+        metric="autonomous_accuracy", value=0.83, threshold=0.85, samples=48,
+        recommendation="Sampled accuracy of applied priority decisions fell below 0.85: consider phase 2.",
+        proposed_phase=2, created_at=now - timezone.timedelta(hours=3),
+    )  # fmt: skip
+    Alert.objects.create(
+        decision_type="category", type=Alert.Type.INPUT_DRIFT, severity="high", metric="label_mix_psi",
+        value=0.61, threshold=0.5, samples=150,
+        recommendation="The label mix moved away from the calibration's.",
+        created_at=now - timezone.timedelta(days=2), acknowledged_at=now - timezone.timedelta(days=1),
+        acknowledged_by=sam, note="New product launch; expected.",
+    )  # fmt: skip
+    return sam
+
+
+def test_a_supervisor_promotes_through_the_confirm_step_and_restores_it(transactional_db, open_page):
+    from autonomy.models import Alert, AutomationPolicy, PhaseTransition, RollbackPoint
+
+    _supervision_history()
+    page = open_page("sam")
+    page.get_by_role("link", name="Autonomy").click()
+    page.wait_for_url("**/supervisor/autonomy/")
+    policy = page.locator("#policy-category")
+    policy.get_by_text("Phase 2 · assisted").wait_for()
+
+    policy.get_by_label("Reason to promote to phase 3").fill("Agreement 88 % on the last 150 reviews")
+    page.evaluate("window.__sameDocument = true")
+    policy.get_by_role("button", name="Promote…").click()
+    page.get_by_role("heading", name="Promote category from phase 2 to 3?").wait_for()
+    shot(page, "supervisor-confirm")
+    assert AutomationPolicy.objects.get(decision_type="category").phase == 2
+    page.get_by_role("button", name="Confirm").click()
+    page.get_by_text("Promoted category from phase 2 to 3.").wait_for()
+    assert page.evaluate("window.__sameDocument") is True  # htmx swapped it in
+
+    transition = PhaseTransition.objects.get(policy__decision_type="category")
+    assert (transition.direction, transition.from_phase, transition.to_phase) == ("promote", 2, 3)
+    assert (
+        transition.actor.username == "sam" and transition.reason == "Agreement 88 % on the last 150 reviews"
+    )
+    point = RollbackPoint.objects.get(pk=transition.rollback_point_id)
+    assert point.snapshot["phase"] == 2
+    assert AutomationPolicy.objects.get(decision_type="category").phase == 3
+    page.locator("#autonomy-main").get_by_text("Agreement 88 % on the last 150 reviews").wait_for()
+
+    page.get_by_label(f"Reason to restore rollback point #{point.pk}").fill(
+        "Too early: wait for the new model"
+    )
+    page.get_by_role("button", name="Restore…").click()
+    page.get_by_role("heading", name=re.compile(f"Restore category to rollback point #{point.pk}")).wait_for()
+    page.get_by_role("button", name="Confirm").click()
+    page.get_by_text(f"Restored category to rollback point #{point.pk} (phase 2).").wait_for()
+    assert AutomationPolicy.objects.get(decision_type="category").phase == 2
+    assert PhaseTransition.objects.filter(direction="rollback", actor__username="sam").count() == 1
+    shot(page, "supervisor-autonomy")
+
+    page.get_by_role("link", name="Calibration").click()
+    page.get_by_role("heading", name="Reliability diagram").wait_for()
+    page.get_by_role("spinbutton", name="Target precision").fill("0.9")
+    page.get_by_role("button", name="Show").click()
+    page.get_by_role("heading", name=re.compile("target precision of 90.0 %")).wait_for()
+    shot(page, "supervisor-calibration")
+
+    page.get_by_role("link", name="Dashboard").click()
+    page.get_by_text("Autonomous accuracy").first.wait_for()
+    shot(page, "supervisor-dashboard")
+
+    page.get_by_role("link", name="Alerts").click()
+    open_alert = Alert.objects.get(acknowledged_at__isnull=True)
+    row = page.locator(f"#alert-{open_alert.pk}")
+    row.get_by_label(re.compile("Note on alert")).fill("Looking at the new priority model")
+    row.get_by_role("button", name="Acknowledge").click()
+    page.locator(f"#alert-{open_alert.pk}").get_by_text("Alert acknowledged.").wait_for()
+    shot(page, "supervisor-alerts")
+    open_alert.refresh_from_db()
+    assert (
+        open_alert.acknowledged_by.username == "sam"
+        and open_alert.note == "Looking at the new priority model"
+    )
+
+
+def test_a_reviewer_gets_403_on_the_supervisor_pages(transactional_db, open_page):
+    _users()
+    page = open_page("rita")
+    assert page.get_by_role("link", name="Autonomy").count() == 0
+    response = page.goto("/supervisor/autonomy/")
+    assert response.status == 403
+    page.get_by_role("heading", name="Not allowed").wait_for()
