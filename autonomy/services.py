@@ -474,15 +474,19 @@ def model_retrain(*, decision_type: str, tolerance: float = 0.0) -> dict:
     if candidate is None:
         return {"status": "too-few-labels"}
     held = training_examples(decision_type=decision_type, held=True)
+    current = active_model(decision_type)
     if len(held.texts) < MIN_HELD_OUT:
-        model_activate(version=candidate)  # nothing to judge on yet: better than no model
+        # Nothing to judge on yet. A first model is better than none; a model in use, with a
+        # calibration its decisions have earned, is not swapped for an unjudged one.
+        if current is not None:
+            return {"status": "kept-unjudged", "version": candidate.version}
+        model_activate(version=candidate)
         return {"status": "promoted-unjudged", "version": candidate.version}
     weights = _review_weights(decision_type=decision_type, ticket_ids=held.ticket_ids)
     truth = np.asarray(held.labels)
     predictions = TextClassifier.from_bytes(bytes(candidate.artifact)).predict_many(held.texts)
     labels = np.asarray([p.label for p in predictions])
     candidate_accuracy = float(np.average(labels == truth, weights=weights))
-    current = active_model(decision_type)
     current_accuracy = None
     if current is not None:
         current_labels = np.asarray([p.label for p in current.classifier.predict_many(held.texts)])

@@ -50,3 +50,19 @@ def test_a_worse_candidate_is_rejected_and_the_current_model_stays(labelled):
     assert result["candidate_accuracy"] < result["current_accuracy"]
     assert ModelVersion.objects.get(decision_type="category", is_active=True) == current
     assert ModelVersion.objects.filter(decision_type="category").count() == 2  # kept, for the record
+
+
+@pytest.mark.django_db
+def test_without_held_out_tickets_to_judge_on_a_model_in_use_is_not_replaced():
+    # 60 tickets: about a dozen held out, too few to judge a candidate on.
+    history_import(rows=demo.history_rows(count=60), source="history")
+    providers.forget_loaded()
+    first = services.model_retrain(decision_type="category")
+    assert first["status"] == "promoted-unjudged"  # a first model is better than none
+    current = ModelVersion.objects.get(decision_type="category", is_active=True)
+
+    second = services.model_retrain(decision_type="category")
+
+    assert second["status"] == "kept-unjudged"
+    assert ModelVersion.objects.get(decision_type="category", is_active=True) == current
+    providers.forget_loaded()
