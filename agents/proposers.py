@@ -7,7 +7,7 @@ comes out with confidence 0 and ``out_of_scope`` set: a person decides, never a 
 
 Where the confidence of a label comes from, per provider:
 
-- local model: the classifier's probability for its label times its scope factor
+- local model: the margin between the classifier's two best labels, 0 out of scope
   (agents.ml explains both);
 - Claude: never a number the model typed. With a trained local model, the local model's
   probability for Claude's label (0 when it is not among the local model's top three);
