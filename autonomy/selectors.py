@@ -276,9 +276,13 @@ def _blockers(*, policy: AutomationPolicy, criteria: dict, metrics: dict, projec
     out = []
 
     def at_least(value, bar, what: str, fmt: str = "{:.2f}") -> None:
-        if value is None or value < bar:
-            shown = "none yet" if value is None else fmt.format(value)
-            out.append(f"{what} {shown} < {fmt.format(bar)}")
+        if value is None:
+            out.append(f"{what} none yet < {fmt.format(bar)}")
+        elif value < bar:
+            shown, limit = fmt.format(value), fmt.format(bar)
+            if shown == limit:  # 0.8496 < 0.85 must not read "0.85 < 0.85"
+                shown, limit = f"{value:.4f}", f"{bar:.4f}"
+            out.append(f"{what} {shown} < {limit}")
 
     if policy.phase <= 2:
         at_least(metrics["reviewed"], criteria.get("min_reviewed", 0), "reviewed decisions", "{:.0f}")

@@ -114,6 +114,10 @@ def test_phase_1_is_blocked_until_enough_humans_decided_and_the_hidden_answer_ag
     readiness = selectors.policy_readiness(policy=policy)
     assert readiness["blockers"] == ["shadow accuracy 0.68 < 0.80"]
 
+    policy.criteria = {"1": {"min_accuracy": 0.6751}}  # just short: the blocker says by how much
+    readiness = selectors.policy_readiness(policy=policy)
+    assert readiness["blockers"] == ["shadow accuracy 0.6750 < 0.6751"]
+
     policy.criteria = {"1": {"min_accuracy": 0.6}}  # a looser bar, set per decision type
     readiness = selectors.policy_readiness(policy=policy)
     assert readiness["ready"] and readiness["blockers"] == []
