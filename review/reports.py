@@ -139,6 +139,10 @@ def alert_list(*, limit: int = 200) -> list[Alert]:
     return list(alerts[:limit])
 
 
+def open_alert_count() -> int:
+    return Alert.objects.filter(acknowledged_at__isnull=True).count()
+
+
 def alert_rows(alerts: list[Alert]) -> list[dict]:
     return [
         {

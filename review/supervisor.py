@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 
 from autonomy import services as autonomy
 from autonomy.models import Alert, AutomationPolicy, RollbackPoint
@@ -186,7 +187,12 @@ def alert_acknowledge(request, alert_id: int):
         messages.add_message(request, messages.SUCCESS if done else messages.INFO, notice)
         return redirect("supervisor-alerts")
     alert = Alert.objects.select_related("acknowledged_by").get(pk=alert.pk)
-    return render(request, "supervisor/alerts.html#alert-row", {"alert": alert, "notice": notice})
+    row = render_to_string("supervisor/alerts.html#alert-row", {"alert": alert, "notice": notice}, request)
+    # The page head's count of open alerts follows, swapped out of band.
+    count = render_to_string(
+        "supervisor/alerts.html#open-count", {"open": reports.open_alert_count(), "oob": True}, request
+    )
+    return HttpResponse(row + count)
 
 
 # --- calibration ---------------------------------------------------------------------------

@@ -231,14 +231,20 @@ def test_alerts_list_open_first_then_acknowledged(supervisor_client, supervisor)
     )
 
 
-def test_acknowledging_an_alert_swaps_its_row(supervisor_client, supervisor):
+def test_acknowledging_an_alert_swaps_its_row_and_the_open_count(supervisor_client, supervisor):
     item = alert()
+    alert(type=Alert.Type.INPUT_DRIFT)  # still open after
+    assert (
+        '<span id="open-alerts" class="tag">2 open</span>'
+        in supervisor_client.get("/supervisor/alerts/").content.decode()
+    )
     response = supervisor_client.post(
         f"/supervisor/alerts/{item.pk}/acknowledge/", {"note": "looking at it"}, HTTP_HX_REQUEST="true"
     )
     html = response.content.decode()
     assert response.status_code == 200 and html.lstrip().startswith(f'<tr id="alert-{item.pk}"')
     assert "Alert acknowledged." in html and "looking at it" in html and "supervisor" in html
+    assert '<span id="open-alerts" class="tag" hx-swap-oob="true">1 open</span>' in html
     item.refresh_from_db()
     assert item.acknowledged_by == supervisor and item.acknowledged_at and item.note == "looking at it"
 
