@@ -183,7 +183,7 @@ class TextClassifier:
         probabilities = np.exp(scores)
         probabilities /= probabilities.sum(axis=1, keepdims=True)
         best = np.argsort(-probabilities, axis=1)[:, :TOP_K]
-        similarities = _neighbour_similarity(x @ self.vectors_t, self.y, best[:, 0])
+        similarities = self._similarity(x, best[:, 0])
         scopes = np.clip((similarities - self.scope_low) / (self.scope_high - self.scope_low), 0.0, 1.0)
         predictions = []
         for row, order, scope in zip(probabilities, best, scopes, strict=True):
@@ -201,6 +201,15 @@ class TextClassifier:
                 )
             )
         return predictions
+
+    def _similarity(self, x: sp.csr_matrix, labels: np.ndarray) -> np.ndarray:
+        if hasattr(self, "vectors_t"):
+            return _neighbour_similarity(x @ self.vectors_t, self.y, labels)
+        # A model stored by version 1 kept label centroids instead of its training vectors.
+        return (x @ self.centroids_t).toarray()[np.arange(len(labels)), labels]
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update({"min_probability": 0.0, **state})  # version 1 had no floor
 
     def to_bytes(self) -> bytes:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)

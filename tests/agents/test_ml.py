@@ -1,4 +1,9 @@
+import pickle
+
+import numpy as np
 import pytest
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
 
 from agents.ml import Prediction, TextClassifier, metrics
 from tickets.demo import generate_tickets
@@ -70,9 +75,23 @@ def test_it_round_trips_through_bytes(classifier, held_out):
     assert restored.labels == classifier.labels
 
 
-def test_it_refuses_bytes_that_are_not_a_classifier():
-    import pickle
+def test_a_model_stored_by_the_previous_version_still_predicts(classifier, held_out):
+    """Version 1 pickles (label centroids, no training vectors, no floor) load and predict."""
+    old = pickle.loads(classifier.to_bytes())  # noqa: S301 - our own bytes
+    membership = sp.csr_matrix((np.ones(len(old.y)), (np.arange(len(old.y)), old.y)))
+    old.centroids_t = normalize(old.vectors_t @ membership, axis=0).tocsr()
+    del old.vectors_t, old.y, old.__dict__["min_probability"]
 
+    restored = TextClassifier.from_bytes(pickle.dumps(old))
+
+    texts = [_text(t) for t in held_out[:50]]
+    predictions = restored.predict_many(texts)
+    assert [p.label for p in predictions] == [p.label for p in classifier.predict_many(texts)]
+    assert restored.min_probability == 0.0 and all(0 <= p.scope <= 1 for p in predictions)
+    assert restored.predict(OUT_OF_SCOPE[0]).out_of_scope
+
+
+def test_it_refuses_bytes_that_are_not_a_classifier():
     with pytest.raises(TypeError):
         TextClassifier.from_bytes(pickle.dumps({"not": "a model"}))
 
