@@ -2,8 +2,11 @@
 alerts."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from autonomy import services
 from autonomy.models import Alert, AutomationPolicy, PhaseTransition, RollbackPoint
 from tests.review.conftest import set_phase
 
@@ -296,3 +299,23 @@ def test_exports_need_the_supervisor_permission_too(client, reviewer, path, expo
     assert client.get(path, {"format": export}).status_code == 302
     client.force_login(reviewer)
     assert client.get(path, {"format": export}).status_code == 403
+
+
+def test_the_autonomy_page_takes_as_many_queries_with_a_long_history(supervisor_client, supervisor):
+    policy = set_phase("category", 2, threshold=0.8)
+    set_phase("priority", 3, threshold=0.8)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert supervisor_client.get("/supervisor/autonomy/").status_code == 200
+        return len(captured)
+
+    def round_trip() -> None:
+        services.policy_promote(policy=policy, actor=supervisor, reason="agreement 91 % on 400 reviews")
+        services.policy_demote(policy=policy, actor=supervisor, reason="not yet", to_phase=2)
+
+    round_trip()
+    few = queries()
+    for _ in range(15):
+        round_trip()  # 30 more transitions and rollback points
+    assert queries() == few
