@@ -4,7 +4,8 @@ Features: two TF-IDF views of the lower-cased text with sublinear term frequency
 1-2-grams and ``char_wb`` 2-5-grams (character n-grams inside word boundaries, which are
 robust to typos and inflections; weighted 1.5), stacked and L2-normalised. Model: multinomial logistic
 regression. On banking77 this is as good as anything linear we tried (see the evaluate
-command), and one ticket is classified in about a millisecond.
+command), and one ticket is classified in a few milliseconds (the neighbour search below is a
+sparse product with every training text; the model keeps those vectors).
 
 Confidence. Each prediction's ``confidence`` is the *margin*: the probability of the top
 label minus that of the runner-up. It ranks right answers above wrong ones better than the top
