@@ -71,7 +71,7 @@ class ModelVersion(models.Model):
     decision_type = models.CharField(max_length=16, choices=DecisionType.choices)
     version = models.PositiveIntegerField()
     algorithm = models.CharField(max_length=64)
-    # Pickled agents.ml.TextClassifier. Trusted: only agents.services.model_train writes it.
+    # Pickled agents.ml.TextClassifier. Trusted: only agents.services.model_candidate writes it.
     artifact = models.BinaryField()
     training_size = models.PositiveIntegerField()
     labels = models.JSONField(default=list)
@@ -181,7 +181,7 @@ class HumanLabel(models.Model):
             models.UniqueConstraint(fields=["ticket", "decision_type"], name="humanlabel_ticket_type_unique"),
         ]
         indexes = [
-            # model_train: every label of one decision type.
+            # model_candidate: every label of one decision type.
             models.Index(fields=["decision_type", "created_at"], name="humanlabel_type_idx"),
         ]
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from agents import signals
 from agents.context import context_build
-from agents.ml import TextClassifier, metrics
+from agents.ml import Prediction, TextClassifier, metrics
 from agents.models import AgentDecision, DeadLetter, HumanLabel, ModelVersion, PipelineRun
 from agents.proposers import Proposal
 from tickets.models import Category, Channel, Customer, Priority, Ticket
@@ -199,35 +199,44 @@ class Examples:
     labels: list[str]
 
 
-def training_examples(*, decision_type: str, held: bool | None = None) -> Examples:
-    """The human labels of a decision type with their tickets' text; ``held`` picks the
-    held-out fifth (True), the rest (False) or all (None)."""
+def training_examples(*, decision_type: str) -> tuple[Examples, Examples]:
+    """The human labels of a decision type with their tickets' text, in one read: those to
+    train on, and the held-out fifth (``held_out``)."""
     rows = HumanLabel.objects.filter(decision_type=decision_type).order_by("id")
     rows = rows.values_list("ticket_id", "ticket__subject", "ticket__body", "value")
-    examples = Examples([], [], [])
+    train, held = Examples([], [], []), Examples([], [], [])
     for ticket_id, subject, body, value in rows.iterator(chunk_size=5000):
-        if held is None or held_out(ticket_id) == held:
-            examples.ticket_ids.append(ticket_id)
-            examples.texts.append(f"{subject}\n{body}")
-            examples.labels.append(value)
-    return examples
+        examples = held if held_out(ticket_id) else train
+        examples.ticket_ids.append(ticket_id)
+        examples.texts.append(f"{subject}\n{body}")
+        examples.labels.append(value)
+    return train, held
 
 
-def model_train(*, decision_type: str, activate: bool = True, seed: int = 0) -> ModelVersion | None:
-    """Train a classifier on the human labels of one decision type and register it.
+@dataclass(frozen=True)
+class Candidate:
+    """A newly trained, registered (not yet active) model, with what it was judged on."""
+
+    version: ModelVersion
+    held: Examples
+    predictions: list[Prediction]  # one per held-out example
+
+
+def model_candidate(*, decision_type: str, seed: int = 0) -> Candidate | None:
+    """Train a classifier on the human labels of one decision type and register it, inactive.
 
     Trained on every label outside the held-out fifth (``held_out``); the metrics stored
     with the version are measured on that fifth. None when there are too few labels or
     classes.
     """
-    train = training_examples(decision_type=decision_type, held=False)
+    train, held = training_examples(decision_type=decision_type)
     if len(train.texts) < MIN_TRAINING_EXAMPLES or len(set(train.labels)) < 2:
         return None
     classifier = TextClassifier.fit(train.texts, train.labels, seed=seed)
-    held = training_examples(decision_type=decision_type, held=True)
+    predictions = classifier.predict_many(held.texts)
     held_out_metrics = {}
     if held.texts:
-        scores = metrics(classifier.predict_many(held.texts), held.labels)
+        scores = metrics(predictions, held.labels)
         held_out_metrics = {key: scores[key] for key in ("n", "accuracy", "macro_f1", "ece", "brier")}
     with transaction.atomic():
         last = (
@@ -247,13 +256,20 @@ def model_train(*, decision_type: str, activate: bool = True, seed: int = 0) -> 
             is_active=False,
             trained_at=timezone.now(),
         )
-        if activate:
-            model_activate(version=version)
     logger.info(
         "model trained",
         extra={"decision_type": decision_type, "version": version.version, **held_out_metrics},
     )
-    return version
+    return Candidate(version=version, held=held, predictions=predictions)
+
+
+def model_train(*, decision_type: str, seed: int = 0) -> ModelVersion | None:
+    """Train a model (``model_candidate``) and make it the active one."""
+    candidate = model_candidate(decision_type=decision_type, seed=seed)
+    if candidate is None:
+        return None
+    model_activate(version=candidate.version)
+    return candidate.version
 
 
 def model_activate(*, version: ModelVersion) -> None:

@@ -12,15 +12,14 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from agents.ml import TextClassifier, brier, expected_calibration_error, reliability_bins
+from agents.ml import brier, expected_calibration_error, reliability_bins
 from agents.models import AgentDecision, DecisionType, HumanLabel, ModelVersion
 from agents.proposers import ESCALATION_PATHS, NO_ESCALATION
 from agents.providers import active_model
 from agents.services import (
     human_label_record,
     model_activate,
-    model_train,
-    training_examples,
+    model_candidate,
 )
 from autonomy import selectors
 from autonomy.calibration import (
@@ -470,10 +469,10 @@ def model_retrain(*, decision_type: str, tolerance: float = 0.0) -> dict:
     gets its calibration and thresholds from those held-out predictions at once, so the
     controller never applies a new model's decisions on an old model's calibration.
     """
-    candidate = model_train(decision_type=decision_type, activate=False)
-    if candidate is None:
+    trained = model_candidate(decision_type=decision_type)
+    if trained is None:
         return {"status": "too-few-labels"}
-    held = training_examples(decision_type=decision_type, held=True)
+    candidate, held, predictions = trained.version, trained.held, trained.predictions
     current = active_model(decision_type)
     if len(held.texts) < MIN_HELD_OUT:
         # Nothing to judge on yet. A first model is better than none; a model in use, with a
@@ -484,7 +483,6 @@ def model_retrain(*, decision_type: str, tolerance: float = 0.0) -> dict:
         return {"status": "promoted-unjudged", "version": candidate.version}
     weights = _review_weights(decision_type=decision_type, ticket_ids=held.ticket_ids)
     truth = np.asarray(held.labels)
-    predictions = TextClassifier.from_bytes(bytes(candidate.artifact)).predict_many(held.texts)
     labels = np.asarray([p.label for p in predictions])
     candidate_accuracy = float(np.average(labels == truth, weights=weights))
     current_accuracy = None
