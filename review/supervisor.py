@@ -20,7 +20,7 @@ from autonomy.models import Alert, AutomationPolicy, RollbackPoint
 from csai.errors import ApplicationError
 from review import charts, forms, reports
 from review.roles import SUPERVISE
-from review.views import _page, console_view
+from review.views import console_view, page_or_partial
 
 # --- exports -------------------------------------------------------------------------------
 
@@ -74,7 +74,7 @@ def autonomy_page(request):
             "transitions": [reports.transition_dict(t) for t in reports.recent_transitions()],
         }
         return _export(export, "autonomy-readiness", rows=rows, data=data)
-    return _page(request, "supervisor/autonomy.html", "autonomy-main", _autonomy_context())
+    return page_or_partial(request, "supervisor/autonomy.html", "autonomy-main", _autonomy_context())
 
 
 def _reason(request) -> str:
@@ -86,7 +86,7 @@ def _reason(request) -> str:
 
 def _confirm(request, *, question: str, action: str, fields: dict, warnings=()) -> HttpResponse:
     context = {"question": question, "action": action, "fields": fields, "warnings": warnings}
-    return _page(request, "supervisor/confirm.html", "autonomy-main", context)
+    return page_or_partial(request, "supervisor/confirm.html", "autonomy-main", context)
 
 
 def _changed(request, notice: str) -> HttpResponse:
@@ -173,7 +173,7 @@ def alerts_page(request):
         rows = reports.alert_rows(alerts)
         return _export(export, "alerts", rows=rows, data={"alerts": rows})
     context = {"alerts": alerts, "open": sum(1 for alert in alerts if alert.acknowledged_at is None)}
-    return _page(request, "supervisor/alerts.html", "alerts-table", context)
+    return page_or_partial(request, "supervisor/alerts.html", "alerts-table", context)
 
 
 @console_view(methods=("POST",), permission=SUPERVISE)
@@ -203,7 +203,7 @@ def calibration_page(request):
     form = forms.CalibrationReportForm(request.GET)
     if not form.is_valid():
         context = {"form": form, "report": None}
-        return _page(request, "supervisor/calibration.html", "report", context, status=400)
+        return page_or_partial(request, "supervisor/calibration.html", "report", context, status=400)
     export = _wants_export(request)
     report = reports.calibration_report(
         decision_type=form.cleaned_data["decision_type"], target=form.cleaned_data["target"]
@@ -229,11 +229,12 @@ def calibration_page(request):
         "confusion_rows": zip(report["confusion"]["labels"], report["confusion"]["rows"], strict=True),
         "query": request.GET.urlencode(),
     }
-    return _page(request, "supervisor/calibration.html", "report", context)
+    return page_or_partial(request, "supervisor/calibration.html", "report", context)
 
 
 # --- dashboard -----------------------------------------------------------------------------
 
+DAY_CHOICES = [7, 14, 30, 90, 365]  # the period picker's options (any 1..365 works by URL)
 DASHBOARD_CHARTS = [
     # key, title, kind, percent, unit, band
     ("tickets", "Tickets created", "bars", False, "", False),
@@ -251,8 +252,8 @@ DASHBOARD_CHARTS = [
 def dashboard_page(request):
     form = forms.DashboardForm(request.GET)
     if not form.is_valid():
-        context = {"form": form, "report": None, "days": 30, "day_choices": [7, 14, 30, 90, 365]}
-        return _page(request, "supervisor/dashboard.html", "dashboard", context, status=400)
+        context = {"form": form, "report": None, "days": 30, "day_choices": DAY_CHOICES}
+        return page_or_partial(request, "supervisor/dashboard.html", "dashboard", context, status=400)
     export = _wants_export(request)
     report = reports.dashboard_report(days=form.cleaned_data["days"])
     if export:
@@ -275,6 +276,6 @@ def dashboard_page(request):
         "figures": figures,
         "query": request.GET.urlencode(),
         "days": days,
-        "day_choices": sorted({7, 14, 30, 90, 365, days}),
+        "day_choices": sorted({*DAY_CHOICES, days}),
     }
-    return _page(request, "supervisor/dashboard.html", "dashboard", context)
+    return page_or_partial(request, "supervisor/dashboard.html", "dashboard", context)

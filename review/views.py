@@ -71,7 +71,8 @@ def _refusal(request, message: str, status: int) -> HttpResponse:
     return response
 
 
-def _page(request, template: str, partial: str, context: dict, **kwargs) -> HttpResponse:
+def page_or_partial(request, template: str, partial: str, context: dict, **kwargs) -> HttpResponse:
+    """The whole page, or for htmx the page's named partial."""
     return render(request, f"{template}#{partial}" if request.htmx else template, context, **kwargs)
 
 
@@ -82,7 +83,8 @@ def _page(request, template: str, partial: str, context: dict, **kwargs) -> Http
 def queue(request):
     form = forms.QueueFilterForm(request.GET)
     if not form.is_valid():
-        return _page(request, "review/queue.html", "queue-table", {"form": form, "items": []}, status=400)
+        context = {"form": form, "items": []}
+        return page_or_partial(request, "review/queue.html", "queue-table", context, status=400)
     page = form.cleaned_data["page"] or 1
     items, has_next = selectors.queue_page(filters=form.filters(), page=page)
     query = request.GET.copy()
@@ -97,7 +99,7 @@ def queue(request):
         "user_id": request.user.pk,
         "now": timezone.now(),
     }
-    return _page(request, "review/queue.html", "queue-table", context)
+    return page_or_partial(request, "review/queue.html", "queue-table", context)
 
 
 @console_view()
@@ -134,7 +136,7 @@ def _workspace(request, item: ReviewItem, *, notice: str = "") -> dict:
 @console_view()
 def item_detail(request, item_id: int):
     item = selectors.get_review_item_for_user(request.user, item_id)
-    response = _page(request, "review/item.html", "workspace", _workspace(request, item))
+    response = page_or_partial(request, "review/item.html", "workspace", _workspace(request, item))
     if request.htmx:  # also when htmx followed a redirect from item_step: the item's own address
         response["HX-Push-Url"] = reverse("review-item", args=[item.pk])
     return response
@@ -221,7 +223,7 @@ def item_release(request, item_id: int):
 def ticket_search(request):
     q = request.GET.get("q", "")[:200]
     context = {"q": q, "tickets": selectors.ticket_search(q=q)}
-    return _page(request, "review/tickets.html", "results", context)
+    return page_or_partial(request, "review/tickets.html", "results", context)
 
 
 def _ticket_context(request, ticket, **extra) -> dict:
@@ -238,7 +240,7 @@ def _ticket_context(request, ticket, **extra) -> dict:
 @console_view(permission="tickets.view_ticket")
 def ticket_detail(request, ticket_id: int):
     ticket = get_ticket_for_user(request.user, ticket_id)
-    return _page(request, "review/ticket.html", "ticket-main", _ticket_context(request, ticket))
+    return page_or_partial(request, "review/ticket.html", "ticket-main", _ticket_context(request, ticket))
 
 
 @console_view(methods=("POST",), permission=CHANGE_TICKET)
