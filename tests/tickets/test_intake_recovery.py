@@ -11,7 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from csai.celery import app as celery_app
-from csai.redis import redis_client
+from csai.redis import redis_client_reset
 from tests.conftest import signed_post, ticket_payload
 from tests.factories import TicketFactory
 from tickets import tasks
@@ -66,9 +66,9 @@ def redis_down(monkeypatch, broker_down):
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
     monkeypatch.setattr(settings, "REDIS_URL", f"redis://127.0.0.1:{closed}/0")
-    redis_client.cache_clear()
+    redis_client_reset()
     yield
-    redis_client.cache_clear()
+    redis_client_reset()
 
 
 def test_tickets_are_still_accepted_while_redis_is_down(client, redis_down):
