@@ -16,6 +16,7 @@ from datetime import timedelta
 
 import redis
 from celery import Task, current_app, shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
@@ -68,6 +69,7 @@ def pipeline_start(ticket_id: int) -> str:
 
 @dataclass(frozen=True)
 class Step:
+    name: str  # as CSAI_PIPELINE_LAST_STEP names it
     stage: str  # the stage the ticket must have reached
     next_stage: str
     # decision type -> the agent function proposing it, given the context and earlier decisions
@@ -108,12 +110,14 @@ def _run_step(run_id: int, step: Step) -> str:
     earlier = {t: _proposal(d) for t, d in decisions.items()}
     timed = [_timed(step.agents[t], ctx, earlier) for t in missing]
     fresh: list[AgentDecision] = []
+    last = step.next_task is None or step.name == settings.CSAI_PIPELINE_LAST_STEP
+    next_stage = Ticket.Stage.END if last else step.next_stage
     with transaction.atomic():
         if timed:
             fresh = services.decisions_record(run=run, proposals=timed)
-        if step.stage != step.next_stage:
-            ticket_advance_stage(ticket_id=run.ticket_id, from_stage=step.stage, to_stage=step.next_stage)
-        if step.next_task is None:
+        if step.stage != next_stage:
+            ticket_advance_stage(ticket_id=run.ticket_id, from_stage=step.stage, to_stage=next_stage)
+        if last:
             services.pipeline_run_finish(run=run)
         else:
             services.pipeline_run_touch(run=run)
@@ -132,6 +136,7 @@ def _timed(agent, ctx: TicketContext, earlier: dict[str, Proposal]) -> services.
 T = DecisionType
 S = Ticket.Stage
 CLASSIFY = Step(
+    "classify",
     S.CLASSIFIER,
     S.SELECTION,
     {
@@ -141,6 +146,7 @@ CLASSIFY = Step(
     "agents.tasks.select_step",
 )
 SELECT = Step(
+    "select",
     S.SELECTION,
     S.ACTION,
     {
@@ -151,6 +157,7 @@ SELECT = Step(
     "agents.tasks.escalate_step",
 )
 ESCALATE = Step(
+    "escalate",
     S.ACTION,
     S.ACTION,
     {
@@ -161,6 +168,7 @@ ESCALATE = Step(
     "agents.tasks.update_step",
 )
 UPDATE = Step(
+    "update",
     S.ACTION,
     S.END,
     {

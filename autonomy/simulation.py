@@ -16,12 +16,12 @@ import logging
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from agents import tasks as agent_tasks
 from agents.ml import expected_calibration_error
 from agents.models import DecisionType
 from autonomy import selectors, services
@@ -70,15 +70,15 @@ def tasks_in_process(*, full_pipeline: bool = True) -> Iterator[None]:
     and per-ticket log lines are muted so the progress bar stays readable. Without
     ``full_pipeline`` a run ends after the classifier step."""
     conf = celery_app.conf
-    saved = conf.task_always_eager, conf.task_eager_propagates, agent_tasks.CLASSIFY
+    saved = conf.task_always_eager, conf.task_eager_propagates, settings.CSAI_PIPELINE_LAST_STEP
     conf.task_always_eager = conf.task_eager_propagates = True
     if not full_pipeline:
-        agent_tasks.CLASSIFY = replace(agent_tasks.CLASSIFY, next_stage=Ticket.Stage.END, next_task=None)
+        settings.CSAI_PIPELINE_LAST_STEP = "classify"
     logging.disable(logging.INFO)
     try:
         yield
     finally:
-        conf.task_always_eager, conf.task_eager_propagates, agent_tasks.CLASSIFY = saved
+        conf.task_always_eager, conf.task_eager_propagates, settings.CSAI_PIPELINE_LAST_STEP = saved
         logging.disable(logging.NOTSET)
 
 

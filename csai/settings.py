@@ -12,7 +12,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from csai import embedded
-from csai.env import env_bool, env_int, env_list, env_rate, env_str
+from csai.env import env_bool, env_choice, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -256,6 +256,11 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "csai@localhost")
 # phrases (agents.guardrails.DEFAULT_FORBIDDEN_PHRASES).
 CSAI_GUARDRAIL_MAX_LENGTH = env_int("CSAI_GUARDRAIL_MAX_LENGTH", 4000, minimum=100)
 CSAI_GUARDRAIL_FORBIDDEN_PHRASES = env_list("CSAI_GUARDRAIL_FORBIDDEN_PHRASES", [])
+# Where a ticket's pipeline ends. "classify" is triage only (category and priority):
+# strategy, escalation and reply stay with people.
+CSAI_PIPELINE_LAST_STEP = env_choice(
+    "CSAI_PIPELINE_LAST_STEP", "update", ("classify", "select", "escalate", "update")
+)
 
 # --- Celery ---------------------------------------------------------------------------
 

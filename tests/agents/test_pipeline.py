@@ -51,6 +51,19 @@ def test_it_records_all_five_decisions_and_walks_the_ticket_to_the_end(
     assert triaged_ticket.category == ""
 
 
+def test_a_triage_only_pipeline_ends_after_category_and_priority(
+    triaged_ticket, trained_models, knowledge, eager_celery, django_capture_on_commit_callbacks, settings
+):
+    settings.CSAI_PIPELINE_LAST_STEP = "classify"
+
+    run_pipeline(triaged_ticket, django_capture_on_commit_callbacks)
+
+    assert decided_types(triaged_ticket) == {DecisionType.CATEGORY, DecisionType.PRIORITY}
+    assert PipelineRun.objects.get(ticket=triaged_ticket).status == PipelineRun.Status.DONE
+    triaged_ticket.refresh_from_db()
+    assert triaged_ticket.stage == Ticket.Stage.END
+
+
 def test_a_step_delivered_twice_writes_one_decision(
     triaged_ticket, trained_models, knowledge, django_capture_on_commit_callbacks
 ):

@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from csai import embedded
-from csai.env import env_bool, env_int, env_list, env_rate, env_str
+from csai.env import env_bool, env_choice, env_int, env_list, env_rate, env_str
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,6 +23,7 @@ def test_it_reads_typed_values(monkeypatch):
     assert env_list("X_LIST", []) == ["a.example", "b.example"]
     assert env_str("X_MISSING", "fallback") == "fallback"
     assert env_rate("X_MISSING", "6000/min") == (6000, 60)
+    assert env_choice("X_MISSING", "b", ("a", "b")) == "b"
 
 
 @pytest.mark.parametrize(
@@ -34,6 +35,7 @@ def test_it_reads_typed_values(monkeypatch):
         ("X_RATE", "lots", lambda: env_rate("X_RATE", "1/s")),
         ("X_RATE", "10/fortnight", lambda: env_rate("X_RATE", "1/s")),
         ("X_RATE", "0/min", lambda: env_rate("X_RATE", "1/s")),
+        ("X_STEP", "clasify", lambda: env_choice("X_STEP", "update", ("classify", "update"))),
     ],
 )
 def test_a_bad_value_fails_loudly_naming_the_variable(monkeypatch, name, value, read):
