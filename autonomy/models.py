@@ -50,6 +50,15 @@ class CalibrationVersion(models.Model):
         return f"{self.decision_type} calibration v{self.version}"
 
 
+PHASE_NAMES = {
+    1: "full human oversight",
+    2: "assisted",
+    3: "supervised autonomy",
+    4: "monitored autonomy",
+    5: "full autonomy",
+}
+
+
 class AutomationPolicy(models.Model):
     """How far the machine may act on one decision type (SPEC "Autonomy")."""
 
@@ -263,8 +272,11 @@ class Alert(models.Model):
         CALIBRATION_DRIFT = "CALIBRATION_DRIFT"
         INPUT_DRIFT = "INPUT_DRIFT"
         OVERRIDE_SPIKE = "OVERRIDE_SPIKE"
+        # Not a problem: the decision type meets every criterion of its next phase.
+        PROMOTION_READY = "PROMOTION_READY"
 
     class Severity(models.TextChoices):
+        INFO = "info"
         HIGH = "high"
         CRITICAL = "critical"
 
@@ -277,7 +289,8 @@ class Alert(models.Model):
     # How many observations the value rests on (reviewed samples, decisions).
     samples = models.PositiveIntegerField(default=0)
     recommendation = models.TextField()
-    # The phase the monitor proposes (high) or already moved the policy to (critical).
+    # The phase the monitor proposes (info: a promotion; high: a demotion) or already moved
+    # the policy to (critical).
     proposed_phase = models.PositiveSmallIntegerField(null=True, blank=True)
     demotion = models.ForeignKey(
         PhaseTransition, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"

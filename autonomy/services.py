@@ -33,6 +33,7 @@ from autonomy.calibration import (
     thresholds_per_class,
 )
 from autonomy.models import (
+    PHASE_NAMES,
     Alert,
     AutomationPolicy,
     CalibrationVersion,
@@ -283,6 +284,7 @@ def _transition(
         rollback_point=point,
         created_at=now,
     )
+    _proposals_close(policy, note=f"Closed by the move to phase {to_phase}.", actor=actor)
     logger.warning(
         "automation phase changed",
         extra={
@@ -705,6 +707,49 @@ def quality_check(*, decision_type: str) -> list[Alert]:
         alert.refresh_from_db()
         raised.append(alert)
     return raised
+
+
+def promotion_propose(*, decision_type: str) -> Alert | None:
+    """Tell the supervisors when a decision type meets every criterion of its next phase.
+
+    The system proposes, a supervisor promotes. One open proposal per decision type: it is
+    refreshed while the evidence holds, closed when it no longer does, and closed by any
+    phase change. None when the decision type is not ready.
+    """
+    policy = policy_for(decision_type)
+    readiness = selectors.policy_readiness(policy=policy)
+    if not readiness["ready"]:
+        _proposals_close(policy, note=f"No longer ready: {'; '.join(readiness['blockers'])}.")
+        return None
+    metric, value = {
+        1: ("shadow_accuracy", readiness["agreement_rate"]),
+        2: ("projected_accuracy", readiness["projected_accuracy"]["value"]),
+    }.get(policy.phase, ("autonomous_accuracy", readiness["autonomous_accuracy"]["value"]))
+    to_phase = policy.phase + 1
+    finding = Finding(
+        type=Alert.Type.PROMOTION_READY,
+        severity=Alert.Severity.INFO,
+        metric=metric,
+        value=value,
+        threshold=readiness["criteria"].get("min_accuracy", 0.0),
+        samples=readiness["reviewed"],
+        recommendation=(
+            f"Meets every criterion of phase {to_phase} ({PHASE_NAMES[to_phase]}). "
+            "A supervisor may promote it, with a reason, on the autonomy page."
+        ),
+    )
+    alert, created = _alert_upsert(policy, finding)
+    Alert.objects.filter(pk=alert.pk).update(proposed_phase=to_phase)
+    if created:
+        _notify_supervisors(alert)
+    alert.refresh_from_db()
+    return alert
+
+
+def _proposals_close(policy: AutomationPolicy, *, note: str, actor=None) -> None:
+    Alert.objects.filter(
+        decision_type=policy.decision_type, type=Alert.Type.PROMOTION_READY, acknowledged_at__isnull=True
+    ).update(acknowledged_at=timezone.now(), acknowledged_by=actor, note=note)
 
 
 def _alert_upsert(policy: AutomationPolicy, finding: Finding) -> tuple[Alert, bool]:

@@ -3,8 +3,9 @@ controller, a simulated reviewer answering from the ground truth, a simulated su
 
 Everything runs in this process: Celery tasks execute eagerly (the same task code a worker
 runs), the quality monitor, calibration refits and retraining are called on a ticket count
-instead of a clock. The supervisor promotes as soon as ``policy_readiness`` has no blocker,
-and accepts every demotion the monitor proposes; critical alerts demote by themselves.
+instead of a clock. The supervisor promotes as soon as the monitor proposes a promotion
+(every criterion of the next phase met), and accepts every demotion it proposes; critical
+alerts demote by themselves.
 
 Only the category decision has a ground truth in a labelled CSV. By default the pipeline
 therefore stops after its first step (category and priority); ``full_pipeline`` runs the
@@ -135,10 +136,10 @@ def _supervise(supervisor, journal: Journal) -> None:
     if selectors.retrain_due(decision_type=CATEGORY):
         journal.retrains.append(services.model_retrain(decision_type=CATEGORY))
     services.calibration_refresh(decision_type=CATEGORY)
-    policy = services.policy_for(CATEGORY)
-    readiness = selectors.policy_readiness(policy=policy)
-    if readiness["ready"]:
-        services.policy_promote(policy=policy, actor=supervisor, reason="All criteria of the next phase met.")
+    if proposal := services.promotion_propose(decision_type=CATEGORY):
+        services.policy_promote(
+            policy=services.policy_for(CATEGORY), actor=supervisor, reason=proposal.recommendation
+        )
 
 
 def simulate(

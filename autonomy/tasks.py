@@ -10,9 +10,11 @@ from autonomy import selectors, services
 
 @shared_task(acks_late=True)
 def quality_monitor() -> str:
-    """Check every decision type; critical findings demote at once."""
+    """Check every decision type; critical findings demote at once. Decision types that meet
+    their next phase's criteria are proposed to the supervisors for promotion."""
     alerts = [alert for t in DecisionType.values for alert in services.quality_check(decision_type=t)]
-    return f"alerts:{len(alerts)}"
+    proposed = [t for t in DecisionType.values if services.promotion_propose(decision_type=t)]
+    return f"alerts:{len(alerts)} proposed:{','.join(proposed) or 'none'}"
 
 
 @shared_task(acks_late=True)

@@ -29,16 +29,17 @@ from agents.ml import brier, expected_calibration_error, reliability_bins
 from agents.models import DecisionType
 from autonomy import selectors as autonomy
 from autonomy.calibration import Calibration, coverage_at, threshold_select, wilson_interval
-from autonomy.models import Alert, AutomationPolicy, Disposition, PhaseTransition, ReviewItem, RollbackPoint
+from autonomy.models import (
+    PHASE_NAMES,
+    Alert,
+    AutomationPolicy,
+    Disposition,
+    PhaseTransition,
+    ReviewItem,
+    RollbackPoint,
+)
 from tickets.models import Ticket
 
-PHASE_NAMES = {
-    1: "full human oversight",
-    2: "assisted",
-    3: "supervised autonomy",
-    4: "monitored autonomy",
-    5: "full autonomy",
-}
 RELIABILITY_BINS = 10
 # A confusion matrix with more classes than this shows the most confused ones.
 CONFUSION_TOP = 10

@@ -259,6 +259,47 @@ def test_a_jump_in_overrides_is_an_override_spike(customer):
     assert alert.type == "OVERRIDE_SPIKE" and alert.value == pytest.approx(0.4)
 
 
+def test_a_decision_type_that_meets_its_next_phase_is_proposed_to_the_supervisors_not_promoted(
+    customer, supervisor
+):
+    policy = AutomationPolicy.objects.create(decision_type="category", phase=1)
+    batch(customer, 150, kind=DECIDE, wrong=10)
+    assert services.promotion_propose(decision_type="category") is None  # 150 < 200 reviewed
+
+    batch(customer, 50, kind=DECIDE)
+    proposal = services.promotion_propose(decision_type="category")
+
+    assert (proposal.type, proposal.severity, proposal.proposed_phase) == ("PROMOTION_READY", "info", 2)
+    assert (proposal.metric, proposal.value, proposal.samples) == ("shadow_accuracy", 0.95, 200)
+    assert "phase 2 (assisted)" in proposal.recommendation
+    policy.refresh_from_db()
+    assert policy.phase == 1  # the system proposes; a supervisor promotes
+    assert [m.to for m in mail.outbox] == [[supervisor.email]]
+    assert "PROMOTION_READY" in mail.outbox[0].subject
+    # Still ready at the next check: the same proposal, no second email.
+    assert services.promotion_propose(decision_type="category").pk == proposal.pk
+    assert len(mail.outbox) == 1
+
+    services.policy_promote(policy=policy, actor=supervisor, reason=proposal.recommendation)
+
+    proposal.refresh_from_db()
+    assert proposal.acknowledged_by == supervisor and proposal.note == "Closed by the move to phase 2."
+    assert services.promotion_propose(decision_type="category") is None  # phase 2 starts from zero
+
+
+def test_a_proposal_closes_itself_when_the_evidence_no_longer_holds(customer):
+    AutomationPolicy.objects.create(decision_type="category", phase=1)
+    batch(customer, 200, kind=DECIDE, wrong=10)
+    proposal = services.promotion_propose(decision_type="category")
+
+    batch(customer, 150, kind=DECIDE, wrong=150)  # shadow accuracy falls under 0.80
+
+    assert services.promotion_propose(decision_type="category") is None
+    proposal.refresh_from_db()
+    assert proposal.acknowledged_at is not None and proposal.acknowledged_by is None
+    assert proposal.note.startswith("No longer ready: shadow accuracy")
+
+
 # --- REST ----------------------------------------------------------------------------------
 
 

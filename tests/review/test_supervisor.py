@@ -234,6 +234,24 @@ def test_alerts_list_open_first_then_acknowledged(supervisor_client, supervisor)
     )
 
 
+def test_a_promotion_proposal_links_to_the_decision_and_a_closed_one_says_the_system_closed_it(
+    supervisor_client,
+):
+    proposal = alert(
+        type=Alert.Type.PROMOTION_READY, severity="info", proposed_phase=3,
+        recommendation="Meets every criterion of phase 3 (supervised autonomy).",
+    )  # fmt: skip
+    closed = alert(
+        type=Alert.Type.PROMOTION_READY, severity="info", acknowledged_at=timezone.now(),
+        note="No longer ready: agreement 0.70 < 0.75.",
+    )  # fmt: skip
+    html = supervisor_client.get("/supervisor/alerts/").content.decode()
+    row = html[html.index(f'id="alert-{proposal.pk}"') : html.index(f'id="alert-{closed.pk}"')]
+    assert '<span class="sev sev-info">info</span>' in row and "Phase 3 proposed:" in row
+    assert 'href="/supervisor/autonomy/#policy-category">decide on the autonomy page' in row
+    assert "system," in html[html.index(f'id="alert-{closed.pk}"') :]
+
+
 def test_acknowledging_an_alert_swaps_its_row_and_the_open_count(supervisor_client, supervisor):
     item = alert()
     alert(type=Alert.Type.INPUT_DRIFT)  # still open after
