@@ -137,9 +137,8 @@ def _supervise(supervisor, journal: Journal) -> None:
         journal.retrains.append(services.model_retrain(decision_type=CATEGORY))
     services.calibration_refresh(decision_type=CATEGORY)
     if proposal := services.promotion_propose(decision_type=CATEGORY):
-        services.policy_promote(
-            policy=services.policy_for(CATEGORY), actor=supervisor, reason=proposal.recommendation
-        )
+        reason = f"As proposed: {proposal.metric} {proposal.value:.3f} on {proposal.samples} reviewed."
+        services.policy_promote(policy=services.policy_for(CATEGORY), actor=supervisor, reason=reason)
 
 
 def simulate(
