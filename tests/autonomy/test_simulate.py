@@ -51,6 +51,12 @@ def test_a_replay_climbs_from_full_oversight_to_autonomy_on_the_evidence():
     assert result["retrains"] and result["retrains"][0]["status"].startswith("promoted")
 
 
+def replay_databases() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE 'csai_simulate_%'")
+        return {name for (name,) in cursor.fetchall()}
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_command_replays_in_a_database_of_its_own_and_prints_json(tmp_path):
     path = tmp_path / "history.csv"
@@ -64,6 +70,11 @@ def test_the_command_replays_in_a_database_of_its_own_and_prints_json(tmp_path):
         "SECRET_KEY": settings.SECRET_KEY,
         "CSAI_WEBHOOK_SECRET": "x",
     }
+    abandoned = "csai_simulate_999999999"  # left by a replay killed outright; no such process
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {abandoned}")
+        cursor.execute(f"CREATE DATABASE {abandoned}")
+    before = replay_databases()
     # A process of its own, as an operator runs it: it creates and drops its own database.
     done = subprocess.run(  # noqa: S603
         [sys.executable, "manage.py", "simulate", "--csv", str(path), "--label-col", "label", "--json",
@@ -77,5 +88,6 @@ def test_the_command_replays_in_a_database_of_its_own_and_prints_json(tmp_path):
     assert set(result) >= {"final_phase", "autonomous_rate", "autonomous_precision", "human_decisions",
                            "phases", "alerts", "transitions"}  # fmt: skip
     assert "final phase 1" in done.stderr
-    # The database it was pointed at saw none of it.
+    # The database it was pointed at saw none of it; no replay database is left behind.
     assert not AutomationPolicy.objects.exists()
+    assert replay_databases() <= before - {abandoned}  # its own dropped too, and any other dead one

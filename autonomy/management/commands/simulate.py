@@ -1,16 +1,20 @@
 """Replay labelled history through the real pipeline and controller, from phase 1 on."""
 
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
+from django.db import DatabaseError, connection
 from tqdm import tqdm
 
 from autonomy.csvrows import load_rows, parse_where
 from autonomy.simulation import Options, Row, shuffled, simulate, tasks_in_process
+
+DATABASE_PREFIX = "csai_simulate_"
 
 
 def _fraction(value) -> str:
@@ -104,8 +108,14 @@ class Command(BaseCommand):
     def _in_throwaway_database(
         self, rows: list[Row], run_options: Options, drift_at: int | None, full_pipeline: bool
     ) -> dict:
-        """Create, migrate and drop a database of our own; Celery runs every task in process."""
-        connection.settings_dict.setdefault("TEST", {})["NAME"] = f"csai_simulate_{os.getpid()}"
+        """Create, migrate and drop a database of our own; Celery runs every task in process.
+
+        A stop by SIGTERM still drops it; one left by a replay that was killed outright is
+        dropped by the next replay.
+        """
+        _drop_abandoned_databases()
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+        connection.settings_dict.setdefault("TEST", {})["NAME"] = f"{DATABASE_PREFIX}{os.getpid()}"
         original = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
         try:
             with connection.cursor() as cursor:
@@ -142,3 +152,26 @@ class Command(BaseCommand):
             moved = f"{t['from']} → {t['to']} by {t['by']}"
             lines.append(f"  ticket {t['at_ticket']}: {moved}: {t['reason'][:90]}")
         return "\n".join(lines)
+
+
+def _drop_abandoned_databases() -> None:
+    """Drop replay databases whose process is gone from this machine. One still in use (a
+    replay running on another machine) refuses to be dropped, and stays."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [DATABASE_PREFIX + "%"])
+        for (name,) in cursor.fetchall():
+            pid = name.removeprefix(DATABASE_PREFIX)
+            if pid.isdigit() and _running(int(pid)):
+                continue
+            with contextlib.suppress(DatabaseError):
+                cursor.execute(f"DROP DATABASE {connection.ops.quote_name(name)}")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process
+        return True
+    return True
