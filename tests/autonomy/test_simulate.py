@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from urllib.parse import quote
@@ -57,10 +58,10 @@ def replay_databases() -> set[str]:
         return {name for (name,) in cursor.fetchall()}
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_command_replays_in_a_database_of_its_own_and_prints_json(tmp_path):
+def simulate_command(tmp_path, tickets: int) -> tuple[list[str], dict]:
+    """The command line and environment an operator runs, on this test's database server."""
     path = tmp_path / "history.csv"
-    rows = demo_rows(60)
+    rows = demo_rows(tickets)
     path.write_text("text,label\n" + "".join(f'"{r.text.replace(chr(34), "")}",{r.label}\n' for r in rows))
     db = connection.settings_dict
     env = {
@@ -70,6 +71,14 @@ def test_the_command_replays_in_a_database_of_its_own_and_prints_json(tmp_path):
         "SECRET_KEY": settings.SECRET_KEY,
         "CSAI_WEBHOOK_SECRET": "x",
     }
+    command = [sys.executable, "manage.py", "simulate", "--csv", str(path), "--label-col", "label", "--json",
+               "--check-every", "30"]  # fmt: skip
+    return command, env
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_replays_in_a_database_of_its_own_and_prints_json(tmp_path):
+    command, env = simulate_command(tmp_path, 60)
     abandoned = "csai_simulate_999999999"  # left by a replay killed outright; no such process
     with connection.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS {abandoned}")
@@ -77,10 +86,8 @@ def test_the_command_replays_in_a_database_of_its_own_and_prints_json(tmp_path):
     before = replay_databases()
     # A process of its own, as an operator runs it: it creates and drops its own database.
     done = subprocess.run(  # noqa: S603
-        [sys.executable, "manage.py", "simulate", "--csv", str(path), "--label-col", "label", "--json",
-         "--check-every", "30"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
 
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
@@ -91,3 +98,21 @@ def test_the_command_replays_in_a_database_of_its_own_and_prints_json(tmp_path):
     # The database it was pointed at saw none of it; no replay database is left behind.
     assert not AutomationPolicy.objects.exists()
     assert replay_databases() <= before - {abandoned}  # its own dropped too, and any other dead one
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_stopped_with_sigterm_drops_its_database(tmp_path):
+    command, env = simulate_command(tmp_path, 2000)
+    before = replay_databases()
+    process = subprocess.Popen(  # noqa: S603
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        # tqdm's progress comes once the database is made and the replay has begun.
+        assert any("simulating" in line for line in process.stderr)
+        assert len(replay_databases() - before) == 1
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        process.kill()
+    assert replay_databases() <= before
