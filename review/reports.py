@@ -81,10 +81,6 @@ def recent_rollback_points(*, limit: int = 25) -> list[RollbackPoint]:
     return list(RollbackPoint.objects.select_related("policy", "created_by", "transition")[:limit])
 
 
-def readiness(*, policy: AutomationPolicy) -> dict:
-    return autonomy.policy_readiness(policy=policy)
-
-
 def transition_dict(transition: PhaseTransition) -> dict:
     return {
         "id": transition.pk,

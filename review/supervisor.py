@@ -15,6 +15,7 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 
+from autonomy import selectors as autonomy_selectors
 from autonomy import services as autonomy
 from autonomy.models import Alert, AutomationPolicy, RollbackPoint
 from csai.errors import ApplicationError
@@ -116,7 +117,7 @@ def policy_change(request, decision_type: str, direction: str):
             )
     verb = "Promote" if direction == "promote" else "Demote"
     if request.POST.get("confirm") != "1":
-        readiness = reports.readiness(policy=policy) if direction == "promote" else {}
+        readiness = autonomy_selectors.policy_readiness(policy=policy) if direction == "promote" else {}
         return _confirm(
             request,
             question=f"{verb} {decision_type} from phase {policy.phase} to {to_phase}?",
@@ -172,7 +173,7 @@ def alerts_page(request):
     if export:
         rows = reports.alert_rows(alerts)
         return _export(export, "alerts", rows=rows, data={"alerts": rows})
-    context = {"alerts": alerts, "open": sum(1 for alert in alerts if alert.acknowledged_at is None)}
+    context = {"alerts": alerts, "open": reports.open_alert_count()}
     return page_or_partial(request, "supervisor/alerts.html", "alerts-table", context)
 
 
