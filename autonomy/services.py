@@ -702,9 +702,9 @@ def quality_check(*, decision_type: str) -> list[Alert]:
             policy.refresh_from_db()
         elif proposed is not None:
             Alert.objects.filter(pk=alert.pk).update(proposed_phase=proposed)
+        alert.refresh_from_db()  # the email names the proposed phase
         if created:
             _notify_supervisors(alert)
-        alert.refresh_from_db()
         raised.append(alert)
     return raised
 
@@ -740,9 +740,9 @@ def promotion_propose(*, decision_type: str) -> Alert | None:
     )
     alert, created = _alert_upsert(policy, finding)
     Alert.objects.filter(pk=alert.pk).update(proposed_phase=to_phase)
+    alert.refresh_from_db()
     if created:
         _notify_supervisors(alert)
-    alert.refresh_from_db()
     return alert
 
 
