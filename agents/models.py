@@ -14,6 +14,50 @@ class DecisionType(models.TextChoices):
     REPLY = "reply"
 
 
+class Strategy(models.TextChoices):
+    """How the selector proposes to answer a ticket."""
+
+    AUTOMATED_RESOLUTION = "AUTOMATED_RESOLUTION"
+    TEMPLATE_RESPONSE = "TEMPLATE_RESPONSE"
+    ESCALATE_TO_HUMAN = "ESCALATE_TO_HUMAN"
+    ESCALATE_TO_TECHNICAL = "ESCALATE_TO_TECHNICAL"
+    REQUEST_MORE_INFO = "REQUEST_MORE_INFO"
+
+
+class EscalationPath(models.TextChoices):
+    """Where an escalated ticket goes; each path is a ladder of who it reaches, level 0 first."""
+
+    TECHNICAL = "technical"
+    BILLING = "billing"
+    URGENT = "urgent"
+
+    @property
+    def ladder(self) -> tuple[str, ...]:
+        return ESCALATION_LADDERS[self]
+
+
+ESCALATION_LADDERS = {
+    EscalationPath.TECHNICAL: ("senior engineer", "team lead", "engineering manager"),
+    EscalationPath.BILLING: ("billing specialist", "account manager", "finance director"),
+    EscalationPath.URGENT: ("CS supervisor", "CS manager", "operations director"),
+}
+# The escalation decision's label when the ticket stays where it is.
+NO_ESCALATION = "none"
+
+
+def escalation_value(*, path: str, level: int, urgency: str) -> dict:
+    """An escalation decision's value: ``path`` one of EscalationPath or NO_ESCALATION."""
+    if path == NO_ESCALATION:
+        return {"escalate": False, "path": None, "level": None, "to": None, "urgency": urgency}
+    return {
+        "escalate": True,
+        "path": path,
+        "level": level,
+        "to": EscalationPath(path).ladder[level],
+        "urgency": urgency,
+    }
+
+
 class AgentName(models.TextChoices):
     CLASSIFIER = "classifier"
     SELECTOR = "selector"

@@ -26,35 +26,22 @@ from django.conf import settings
 
 from agents import guardrails, llm
 from agents.context import TicketContext
-from agents.models import AgentName, DecisionType, KnowledgeArticle, Provider
-from agents.providers import LoadedModel, active_model, knowledge_search
+from agents.loaded import LoadedModel, active_model, knowledge_search
+from agents.models import (
+    NO_ESCALATION,
+    AgentName,
+    DecisionType,
+    EscalationPath,
+    KnowledgeArticle,
+    Provider,
+    Strategy,
+    escalation_value,
+)
 from agents.tools import priority_score
 from tickets.models import Category, Priority
 
 logger = logging.getLogger(__name__)
 
-
-class Strategy:
-    AUTOMATED_RESOLUTION = "AUTOMATED_RESOLUTION"
-    TEMPLATE_RESPONSE = "TEMPLATE_RESPONSE"
-    ESCALATE_TO_HUMAN = "ESCALATE_TO_HUMAN"
-    ESCALATE_TO_TECHNICAL = "ESCALATE_TO_TECHNICAL"
-    REQUEST_MORE_INFO = "REQUEST_MORE_INFO"
-    ALL = (
-        AUTOMATED_RESOLUTION,
-        TEMPLATE_RESPONSE,
-        ESCALATE_TO_HUMAN,
-        ESCALATE_TO_TECHNICAL,
-        REQUEST_MORE_INFO,
-    )
-
-
-ESCALATION_PATHS = {
-    "technical": ("senior engineer", "team lead", "engineering manager"),
-    "billing": ("billing specialist", "account manager", "finance director"),
-    "urgent": ("CS supervisor", "CS manager", "operations director"),
-}
-NO_ESCALATION = "none"
 
 # A knowledge-base article this similar answers the question by itself.
 ARTICLE_RESOLVES = 0.35
@@ -341,7 +328,7 @@ def decide_escalation(
     escalate = strategy.label in (Strategy.ESCALATE_TO_HUMAN, Strategy.ESCALATE_TO_TECHNICAL) or critical
     escalate = escalate or (ctx.customer.is_vip and priority.label == Priority.HIGH)
     if not escalate:
-        value = {"escalate": False, "path": None, "level": None, "to": None, "urgency": priority.label}
+        value = escalation_value(path=NO_ESCALATION, level=0, urgency=priority.label)
         reasoning = f"No escalation: strategy {strategy.label} and priority {priority.label}."
         label = NO_ESCALATION
     else:
@@ -349,19 +336,13 @@ def decide_escalation(
             Category.TECHNICAL_ISSUE,
             Category.BUG_REPORT,
         ):
-            path = "technical"
+            path = EscalationPath.TECHNICAL
         elif category.label == Category.BILLING_INQUIRY:
-            path = "billing"
+            path = EscalationPath.BILLING
         else:
-            path = "urgent"
+            path = EscalationPath.URGENT
         level = 1 if critical or ctx.customer.is_vip else 0
-        value = {
-            "escalate": True,
-            "path": path,
-            "level": level,
-            "to": ESCALATION_PATHS[path][level],
-            "urgency": priority.label,
-        }
+        value = escalation_value(path=path, level=level, urgency=priority.label)
         reasons = [f"strategy {strategy.label}", f"priority {priority.label}"]
         if ctx.customer.is_vip:
             reasons.append("VIP customer")

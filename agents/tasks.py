@@ -10,7 +10,6 @@ whose next message was lost.
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,9 +19,10 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from agents import proposers, services
+from agents import decision_types, services
 from agents.context import TicketContext
-from agents.models import AgentDecision, DecisionType, PipelineRun
+from agents.decision_types import Step
+from agents.models import AgentDecision, PipelineRun
 from agents.proposers import Proposal
 from csai.logging import TASK_HEADER
 from tickets.models import Ticket
@@ -68,12 +68,10 @@ def pipeline_start(ticket_id: int) -> str:
 
 
 @dataclass(frozen=True)
-class Step:
-    name: str  # as CSAI_PIPELINE_LAST_STEP names it
+class PipelineStep:
+    step: Step  # its decision types are those the registry gives this step
     stage: str  # the stage the ticket must have reached
     next_stage: str
-    # decision type -> the agent function proposing it, given the context and earlier decisions
-    agents: dict[str, Callable[[TicketContext, dict[str, Proposal]], Proposal]]
     next_task: str | None
 
 
@@ -94,7 +92,7 @@ def _proposal(decision: AgentDecision) -> Proposal:
 STAGE_ORDER = list(Ticket.Stage.values)
 
 
-def _run_step(run_id: int, step: Step) -> str:
+def _run_step(run_id: int, step: PipelineStep) -> str:
     run = PipelineRun.objects.select_related("ticket").filter(pk=run_id).first()
     if run is None:
         return "missing"
@@ -104,13 +102,17 @@ def _run_step(run_id: int, step: Step) -> str:
         logger.warning("step before its stage", extra={"run_id": run_id, "stage": run.ticket.stage})
         return "not-ready"
     decisions = {d.decision_type: d for d in run.decisions.all()}
-    missing = [t for t in step.agents if t not in decisions]
+    kinds = decision_types.of_step(step.step)
     # The agents run before the transaction opens: a Claude call may take seconds.
     ctx = TicketContext.from_dict(run.context)
     earlier = {t: _proposal(d) for t, d in decisions.items()}
-    timed = [_timed(step.agents[t], ctx, earlier) for t in missing]
+    timed = []
+    for kind in kinds:
+        if kind.name not in decisions:
+            timed.append(_timed(kind.propose, ctx, earlier))
+            earlier[kind.name] = timed[-1].proposal
     fresh: list[AgentDecision] = []
-    last = step.next_task is None or step.name == settings.CSAI_PIPELINE_LAST_STEP
+    last = step.next_task is None or step.step == settings.CSAI_PIPELINE_LAST_STEP
     next_stage = Ticket.Stage.END if last else step.next_stage
     with transaction.atomic():
         if timed:
@@ -123,65 +125,22 @@ def _run_step(run_id: int, step: Step) -> str:
             services.pipeline_run_touch(run=run)
             transaction.on_commit(lambda: send(step.next_task, [run.pk], run.correlation_id))
     # Outside the transaction: the listener applies decisions in transactions of its own.
-    services.decisions_submit(decisions=fresh or [decisions[t] for t in step.agents])
-    return "decided" if missing else "already-decided"
+    services.decisions_submit(decisions=fresh or [decisions[k.name] for k in kinds if k.name in decisions])
+    return "decided" if timed else "already-decided"
 
 
-def _timed(agent, ctx: TicketContext, earlier: dict[str, Proposal]) -> services.Timed:
+def _timed(agent: decision_types.Propose, ctx: TicketContext, earlier: dict[str, Proposal]) -> services.Timed:
     started = time.perf_counter()
     proposal = agent(ctx, earlier)
     return services.Timed(proposal, (time.perf_counter() - started) * 1000)
 
 
-T = DecisionType
-S = Ticket.Stage
-CLASSIFY = Step(
-    "classify",
-    S.CLASSIFIER,
-    S.SELECTION,
-    {
-        T.CATEGORY: lambda ctx, _: proposers.classify_category(ctx),
-        T.PRIORITY: lambda ctx, _: proposers.classify_priority(ctx),
-    },
-    "agents.tasks.select_step",
+CLASSIFY = PipelineStep(
+    Step.CLASSIFY, Ticket.Stage.CLASSIFIER, Ticket.Stage.SELECTION, "agents.tasks.select_step"
 )
-SELECT = Step(
-    "select",
-    S.SELECTION,
-    S.ACTION,
-    {
-        T.STRATEGY: lambda ctx, e: proposers.select_strategy(
-            ctx, category=e[T.CATEGORY], priority=e[T.PRIORITY]
-        )
-    },
-    "agents.tasks.escalate_step",
-)
-ESCALATE = Step(
-    "escalate",
-    S.ACTION,
-    S.ACTION,
-    {
-        T.ESCALATION: lambda ctx, e: proposers.decide_escalation(
-            ctx, category=e[T.CATEGORY], priority=e[T.PRIORITY], strategy=e[T.STRATEGY]
-        )
-    },
-    "agents.tasks.update_step",
-)
-UPDATE = Step(
-    "update",
-    S.ACTION,
-    S.END,
-    {
-        T.REPLY: lambda ctx, e: proposers.draft_updates(
-            ctx,
-            category=e[T.CATEGORY],
-            priority=e[T.PRIORITY],
-            strategy=e[T.STRATEGY],
-            escalation=e[T.ESCALATION],
-        )
-    },
-    None,
-)
+SELECT = PipelineStep(Step.SELECT, Ticket.Stage.SELECTION, Ticket.Stage.ACTION, "agents.tasks.escalate_step")
+ESCALATE = PipelineStep(Step.ESCALATE, Ticket.Stage.ACTION, Ticket.Stage.ACTION, "agents.tasks.update_step")
+UPDATE = PipelineStep(Step.UPDATE, Ticket.Stage.ACTION, Ticket.Stage.END, None)
 
 
 @shared_task(base=PipelineTask)
@@ -216,7 +175,10 @@ SWEEP_BATCH = 200
 def _step_for(run: PipelineRun) -> Task:
     """The step to send again for a quiet run: the first whose decisions are missing."""
     have = set(run.decisions.values_list("decision_type", flat=True))
-    return next((task for step, task in STEPS if not set(step.agents) <= have), update_step)
+    return next(
+        (task for step, task in STEPS if not {k.name for k in decision_types.of_step(step.step)} <= have),
+        update_step,
+    )
 
 
 @shared_task(acks_late=True)

@@ -7,7 +7,7 @@ from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from autonomy import selectors, services
+from autonomy import selectors
 from autonomy.models import Alert, AutomationPolicy, RollbackPoint
 from autonomy.serializers import (
     AcknowledgeSerializer,
@@ -19,12 +19,13 @@ from autonomy.serializers import (
     RollbackPointSerializer,
     TransitionSerializer,
 )
+from autonomy.services import monitor, transitions
 from tickets.api import CanViewTickets
 
 
 class CanChangePhases(permissions.BasePermission):
     def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.has_perm(services.PHASE_PERMISSION))
+        return bool(request.user and request.user.has_perm(transitions.PHASE_PERMISSION))
 
 
 def _policy(decision_type: str) -> AutomationPolicy:
@@ -46,7 +47,7 @@ class PolicyPromoteView(APIView):
     def post(self, request, decision_type: str):
         data = ReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        transition = services.policy_promote(
+        transition = transitions.policy_promote(
             policy=_policy(decision_type), actor=request.user, reason=data.validated_data["reason"]
         )
         return Response(TransitionSerializer(transition).data, status=status.HTTP_201_CREATED)
@@ -59,7 +60,7 @@ class PolicyDemoteView(APIView):
     def post(self, request, decision_type: str):
         data = DemoteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        transition = services.policy_demote(
+        transition = transitions.policy_demote(
             policy=_policy(decision_type),
             actor=request.user,
             reason=data.validated_data["reason"],
@@ -85,7 +86,7 @@ class RollbackRestoreView(APIView):
         data = ReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         point = get_object_or_404(RollbackPoint.objects.select_related("policy"), pk=point_id)
-        transition = services.rollback_restore(
+        transition = transitions.rollback_restore(
             point=point, actor=request.user, reason=data.validated_data["reason"]
         )
         return Response(TransitionSerializer(transition).data, status=status.HTTP_201_CREATED)
@@ -97,7 +98,7 @@ class PolicyReadinessView(APIView):
     @extend_schema(responses=ReadinessSerializer)
     def get(self, request, decision_type: str):
         readiness = selectors.policy_readiness(policy=_policy(decision_type))
-        return Response(ReadinessSerializer(readiness).data)
+        return Response(ReadinessSerializer(readiness.to_dict()).data)
 
 
 class CanSeeAlerts(permissions.BasePermission):
@@ -122,7 +123,7 @@ class AlertAcknowledgeView(APIView):
         data = AcknowledgeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         alert = get_object_or_404(Alert, pk=alert_id)
-        if not services.alert_acknowledge(alert=alert, actor=request.user, note=data.validated_data["note"]):
+        if not monitor.alert_acknowledge(alert=alert, actor=request.user, note=data.validated_data["note"]):
             return Response(
                 {"detail": "This alert was already acknowledged."}, status=status.HTTP_409_CONFLICT
             )

@@ -8,6 +8,7 @@ class AutonomyConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from autonomy import receivers, roles  # noqa: F401 - receivers listen for agent decisions
+        from autonomy import appliers, receivers, roles  # noqa: F401 - receivers listen for agent decisions
 
+        appliers.register()
         post_migrate.connect(roles.ensure_roles, sender=self)

@@ -116,16 +116,34 @@ class Estimate:
         return {"value": self.value, "low": self.low, "high": self.high, "n": self.n}
 
 
+def review_weight(sampling_rate: float) -> float:
+    """What one reviewed decision stands for: 1 / the chance it was drawn for review."""
+    return 1.0 / max(sampling_rate, MIN_SAMPLING_RATE)
+
+
+# A sampling rate is never taken below this, so a weight stays finite.
+MIN_SAMPLING_RATE = 1e-6
+
+
+def weighted_estimate(*, hits: float, total: float, squares: float, n: int) -> Estimate:
+    """A weighted share from its sums (of weights where correct, of weights, of squared
+    weights) with a Wilson interval on Kish's effective sample size."""
+    if n == 0 or total <= 0:
+        return Estimate(None, None, None, 0)
+    p = hits / total
+    low, high = wilson_interval(p, total**2 / squares)
+    return Estimate(p, low, high, n)
+
+
 def proportion_estimate(correct: Sequence[bool], weights: Sequence[float] | None = None) -> Estimate:
     """Weighted share of ``correct`` with a Wilson interval on Kish's effective sample size."""
     y = np.asarray(correct, dtype=float)
     if len(y) == 0:
         return Estimate(None, None, None, 0)
     w = _weights(weights, len(y))
-    p = float((w * y).sum() / w.sum())
-    effective = float(w.sum() ** 2 / (w * w).sum())
-    low, high = wilson_interval(p, effective)
-    return Estimate(p, low, high, len(y))
+    return weighted_estimate(
+        hits=float((w * y).sum()), total=float(w.sum()), squares=float((w * w).sum()), n=len(y)
+    )
 
 
 def threshold_select(

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -50,20 +52,40 @@ class CalibrationVersion(models.Model):
         return f"{self.decision_type} calibration v{self.version}"
 
 
-PHASE_NAMES = {
-    1: "full human oversight",
-    2: "assisted",
-    3: "supervised autonomy",
-    4: "monitored autonomy",
-    5: "full autonomy",
-}
+class Phase(models.IntegerChoices):
+    """How far the machine may act on a decision type (SPEC "Automation phases")."""
+
+    FULL_OVERSIGHT = 1, "full human oversight"  # a person decides, the AI's answer hidden
+    ASSISTED = 2, "assisted"  # a person decides, seeing the AI's suggestion
+    SUPERVISED = 3, "supervised autonomy"  # confident decisions applied, every one reviewed after
+    MONITORED = 4, "monitored autonomy"  # applied, a sample reviewed after
+    FULL_AUTONOMY = 5, "full autonomy"  # applied, a small sample reviewed after
+
+    @property
+    def shows_suggestion(self) -> bool:
+        """A person deciding sees the AI's answer (from phase 2; phase 1 hides it: no anchoring)."""
+        return self != Phase.FULL_OVERSIGHT
+
+    @property
+    def applies_automatically(self) -> bool:
+        """Confident decisions are applied without waiting for a person."""
+        return self >= Phase.SUPERVISED
+
+    @property
+    def review_rate_field(self) -> str | None:
+        """The policy field holding the share of applied decisions reviewed afterwards."""
+        return f"review_rate_phase{self.value}" if self.applies_automatically else None
+
+    @property
+    def next(self) -> "Phase | None":
+        return Phase(self + 1) if self < Phase.FULL_AUTONOMY else None
 
 
 class AutomationPolicy(models.Model):
     """How far the machine may act on one decision type (SPEC "Autonomy")."""
 
     decision_type = models.CharField(max_length=16, choices=DecisionType.choices, unique=True)
-    phase = models.PositiveSmallIntegerField(default=1)
+    phase = models.PositiveSmallIntegerField(choices=Phase.choices, default=Phase.FULL_OVERSIGHT)
     criticality = models.CharField(max_length=8, choices=Criticality.choices, default=Criticality.MEDIUM)
     target_precision = models.FloatField(default=TARGET_PRECISION[Criticality.MEDIUM])
     # Reviewed decisions needed before a threshold (global or per class) may be set.
@@ -96,10 +118,14 @@ class AutomationPolicy(models.Model):
     def __str__(self) -> str:
         return f"{self.decision_type}: phase {self.phase}"
 
+    @property
+    def current_phase(self) -> Phase:
+        return Phase(self.phase)
+
     def review_rate(self) -> float:
-        return {3: self.review_rate_phase3, 4: self.review_rate_phase4, 5: self.review_rate_phase5}.get(
-            self.phase, 1.0
-        )
+        """The share of automatically applied decisions a person reviews afterwards."""
+        field = self.current_phase.review_rate_field
+        return getattr(self, field) if field else 1.0
 
     def threshold_for(self, label: str) -> float | None:
         return self.class_thresholds.get(label, self.threshold)
@@ -118,7 +144,7 @@ class Disposition(models.Model):
 
     decision = models.OneToOneField(AgentDecision, on_delete=models.PROTECT, related_name="disposition")
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    phase = models.PositiveSmallIntegerField()
+    phase = models.PositiveSmallIntegerField(choices=Phase.choices)
     threshold = models.FloatField(null=True, blank=True)
     # Why it went to a person: below threshold, out of scope, guardrail, no calibration …
     reason = models.CharField(max_length=200, blank=True)
@@ -136,6 +162,11 @@ class Disposition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.decision_id}"
+
+
+# How long a reviewer's claim on a review item holds others off; its start is when their
+# time to decide is counted from.
+CLAIM_TTL = timedelta(minutes=10)
 
 
 class ReviewItem(models.Model):
@@ -241,8 +272,8 @@ class PhaseTransition(models.Model):
 
     policy = models.ForeignKey(AutomationPolicy, on_delete=models.PROTECT, related_name="transitions")
     direction = models.CharField(max_length=16, choices=Direction.choices)
-    from_phase = models.PositiveSmallIntegerField()
-    to_phase = models.PositiveSmallIntegerField()
+    from_phase = models.PositiveSmallIntegerField(choices=Phase.choices)
+    to_phase = models.PositiveSmallIntegerField(choices=Phase.choices)
     # null: the system itself (the quality monitor's emergency demotion).
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -291,7 +322,7 @@ class Alert(models.Model):
     recommendation = models.TextField()
     # The phase the monitor proposes (info: a promotion; high: a demotion) or already moved
     # the policy to (critical).
-    proposed_phase = models.PositiveSmallIntegerField(null=True, blank=True)
+    proposed_phase = models.PositiveSmallIntegerField(choices=Phase.choices, null=True, blank=True)
     demotion = models.ForeignKey(
         PhaseTransition, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
     )

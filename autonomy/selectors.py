@@ -1,18 +1,15 @@
 """Every read of the autonomy app: evidence for calibration, honest accuracy, readiness."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+from django.conf import settings
 from django.db.models import Count, Q
 
 from agents.models import AgentDecision, HumanLabel, ModelVersion
-from autonomy.calibration import Estimate, proportion_estimate
-from autonomy.models import AutomationPolicy, Disposition, PhaseTransition, ReviewItem
+from autonomy.calibration import Estimate, proportion_estimate, review_weight
+from autonomy.models import AutomationPolicy, Disposition, Phase, PhaseTransition, ReviewItem
 
-# Reviewed decisions a calibration is fitted on: the most recent ones.
-CALIBRATION_WINDOW = 5000
-# Decisions the rates of the current phase are measured on: the most recent ones.
-RATE_WINDOW = 500
 APPLIED = (Disposition.Kind.AUTO_APPLIED, Disposition.Kind.AUTO_APPLIED_WITH_REVIEW)
 
 
@@ -38,7 +35,7 @@ def reviewed_decisions(
     model_version_id: int | None = None,
     kind: str | None = None,
     since=None,
-    limit: int = CALIBRATION_WINDOW,
+    limit: int | None = None,
 ) -> Reviewed:
     """The latest ``limit`` answered review items of a decision type (of one model version,
     of one kind, created since a moment)."""
@@ -58,13 +55,13 @@ def reviewed_decisions(
             "decision__label",
             "decision__out_of_scope",
             "decision__guardrail_violations",
-        )[:limit]
+        )[: limit or settings.CSAI_CALIBRATION_WINDOW]
     )
     return Reviewed(
         raw=np.array([r[0] for r in rows], dtype=float),
         calibrated=np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=float),
         correct=np.array([r[2] == ReviewItem.Outcome.CONFIRMED for r in rows], dtype=bool),
-        weights=np.array([1.0 / max(r[3], 1e-6) for r in rows], dtype=float),
+        weights=np.array([review_weight(r[3]) for r in rows], dtype=float),
         labels=[r[4] for r in rows],
         eligible=np.array([bool(r[4]) and not r[5] and not r[6] for r in rows], dtype=bool),
     )
@@ -87,7 +84,7 @@ def autonomous_accuracy(*, decision_type: str, since=None, last: int | None = No
     rows = list(rows[:last] if last else rows)
     return proportion_estimate(
         [outcome == ReviewItem.Outcome.CONFIRMED for outcome, _ in rows],
-        [1.0 / max(rate, 1e-6) for _, rate in rows],
+        [review_weight(rate) for _, rate in rows],
     )
 
 
@@ -100,12 +97,22 @@ def phase_started_at(*, policy: AutomationPolicy):
     ).first()
 
 
-def disposition_counts(*, decision_type: str, since=None, last: int = RATE_WINDOW) -> dict[str, int]:
+def label_weights(*, decision_type: str, ticket_ids: list[int]) -> np.ndarray:
+    """The review weight of the answer that labelled each ticket (1 for decided items)."""
+    rates = dict(
+        ReviewItem.objects.filter(
+            decision_type=decision_type, ticket_id__in=ticket_ids, status=ReviewItem.Status.DONE
+        ).values_list("ticket_id", "sampling_rate")
+    )
+    return np.array([review_weight(rates.get(t, 1.0)) for t in ticket_ids], dtype=float)
+
+
+def disposition_counts(*, decision_type: str, since=None, last: int | None = None) -> dict[str, int]:
     """How the latest ``last`` decisions (since ``since``) were disposed, by kind."""
     rows = Disposition.objects.filter(decision__decision_type=decision_type)
     if since is not None:
         rows = rows.filter(created_at__gte=since)
-    kinds = list(rows.order_by("-id").values_list("kind", flat=True)[:last])
+    kinds = list(rows.order_by("-id").values_list("kind", flat=True)[: last or settings.CSAI_RATE_WINDOW])
     counts: dict[str, int] = {}
     for kind in kinds:
         counts[kind] = counts.get(kind, 0) + 1
@@ -144,7 +151,9 @@ def policy_metrics(*, decision_type: str) -> dict:
         "reviewed": reviews["reviewed"],
         "agreement_rate": reviews["confirmed"] / reviews["reviewed"] if reviews["reviewed"] else None,
         "autonomous_rate": applied / disposed if disposed else None,
-        "autonomous_accuracy": autonomous_accuracy(decision_type=decision_type, last=RATE_WINDOW).to_dict(),
+        "autonomous_accuracy": autonomous_accuracy(
+            decision_type=decision_type, last=settings.CSAI_RATE_WINDOW
+        ).to_dict(),
     }
 
 
@@ -173,38 +182,11 @@ def policy_snapshot(*, policy: AutomationPolicy) -> dict:
 
 # --- readiness ---------------------------------------------------------------------------
 
-# The bar for leaving each phase upward (SPEC "Phase criteria"); a policy's ``criteria``
-# field overrides any of them, e.g. {"3": {"min_autonomous_rate": 0.7}}. ``window``: how
-# many of the latest decisions (and reviews) of the phase the rates are measured on.
-DEFAULT_CRITERIA: dict[int, dict[str, float]] = {
-    # 1 → 2: enough human decisions captured, and the hidden AI answer agreed with them.
-    1: {"window": RATE_WINDOW, "min_reviewed": 200, "min_accuracy": 0.80},
-    # 2 → 3: people agree with the suggestions, and what a threshold would apply is accurate.
-    2: {"window": RATE_WINDOW, "min_reviewed": 200, "min_agreement": 0.75, "min_accuracy": 0.85},
-    # 3 → 4: most decisions autonomous, accurately, without a critical error.
-    3: {
-        "window": RATE_WINDOW,
-        "min_decisions": 300,
-        "min_reviewed": 100,
-        "min_autonomous_rate": 0.60,
-        "min_accuracy": 0.90,
-        "max_critical_errors": 0,
-    },
-    # 4 → 5: even more autonomous, accuracy maintained.
-    4: {
-        "window": RATE_WINDOW,
-        "min_decisions": 500,
-        "min_reviewed": 50,
-        "min_autonomous_rate": 0.80,
-        "min_accuracy": 0.90,
-        "max_critical_errors": 0,
-    },
-}
-
 
 def phase_criteria(*, policy: AutomationPolicy) -> dict[str, float]:
-    """The bar for leaving the policy's current phase upward ({} in phase 5)."""
-    criteria = dict(DEFAULT_CRITERIA.get(policy.phase, {}))
+    """The bar for leaving the policy's current phase upward ({} in phase 5):
+    settings.CSAI_PHASE_CRITERIA, with the policy's own overrides."""
+    criteria = dict(settings.CSAI_PHASE_CRITERIA.get(policy.phase, {}))
     criteria.update(policy.criteria.get(str(policy.phase), {}))
     return criteria
 
@@ -213,16 +195,68 @@ def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def policy_readiness(*, policy: AutomationPolicy) -> dict:
+@dataclass(frozen=True)
+class Readiness:
+    """Where a decision type stands in its phase and what still blocks the next one."""
+
+    phase: Phase
+    decisions: int  # of this phase, in the window
+    reviewed: int  # people's answers (phases 1–2) or sampled reviews of applied decisions
+    agreement_rate: float | None
+    projected_accuracy: Estimate  # what the threshold would apply, judged on people's answers
+    autonomous_rate: float | None
+    autonomous_accuracy: Estimate
+    ece: float | None
+    critical_errors: int
+    threshold: float | None
+    criteria: dict[str, float] = field(default_factory=dict)
+    blockers: list[str] = field(default_factory=list)
+    readiness_score: float = 0.0
+
+    @property
+    def ready(self) -> bool:
+        return self.phase.next is not None and not self.blockers
+
+    @property
+    def accuracy(self) -> tuple[str, float | None]:
+        """The accuracy that counts in this phase, named: shadow accuracy (the hidden answers
+        against people's), projected accuracy, or the sampled autonomous accuracy."""
+        if self.phase == Phase.FULL_OVERSIGHT:
+            return "shadow_accuracy", self.agreement_rate
+        if self.phase == Phase.ASSISTED:
+            return "projected_accuracy", self.projected_accuracy.value
+        return "autonomous_accuracy", self.autonomous_accuracy.value
+
+    def to_dict(self) -> dict:
+        return {
+            "phase": int(self.phase),
+            "decisions": self.decisions,
+            "reviewed": self.reviewed,
+            "agreement_rate": self.agreement_rate,
+            "projected_accuracy": self.projected_accuracy.to_dict(),
+            "autonomous_rate": self.autonomous_rate,
+            "autonomous_accuracy": self.autonomous_accuracy.to_dict(),
+            "ece": self.ece,
+            "critical_errors": self.critical_errors,
+            "threshold": self.threshold,
+            "criteria": self.criteria,
+            "blockers": self.blockers,
+            "ready": self.ready,
+            "readiness_score": self.readiness_score,
+        }
+
+
+def policy_readiness(*, policy: AutomationPolicy) -> Readiness:
     """Where a decision type stands and what still blocks its next phase.
 
     Everything is measured on the latest decisions since the policy entered its phase;
     autonomous accuracy only on the random review sample of applied decisions.
     """
     decision_type = policy.decision_type
+    phase = policy.current_phase
     since = phase_started_at(policy=policy)
     criteria = phase_criteria(policy=policy)
-    window = int(criteria.get("window", RATE_WINDOW))
+    window = int(criteria.get("window", settings.CSAI_RATE_WINDOW))
     counts = disposition_counts(decision_type=decision_type, since=since, last=window)
     decided = sum(counts.values())
     applied = sum(counts.get(kind, 0) for kind in APPLIED)
@@ -239,40 +273,36 @@ def policy_readiness(*, policy: AutomationPolicy) -> dict:
     )
     projected = proportion_estimate(recent.correct[would_apply])
     autonomous = autonomous_accuracy(decision_type=decision_type, since=since, last=window)
-    errors = critical_errors(decision_type=decision_type, since=since)
     ece = policy.calibration.ece if policy.calibration else None
-    metrics = {
-        "phase": policy.phase,
-        "decisions": decided,
-        "reviewed": len(recent) if policy.phase <= 2 else autonomous.n,
-        "agreement_rate": agreement,
-        "projected_accuracy": projected.to_dict(),
-        "autonomous_rate": _share(applied, decided),
-        "autonomous_accuracy": autonomous.to_dict(),
-        "ece": ece,
-        "critical_errors": errors,
-        "threshold": policy.threshold,
-    }
-    blockers = _blockers(policy=policy, criteria=criteria, metrics=metrics, projected=projected)
-    accuracy = agreement if policy.phase <= 2 else autonomous.value
+    readiness = Readiness(
+        phase=phase,
+        decisions=decided,
+        reviewed=autonomous.n if phase.applies_automatically else len(recent),
+        agreement_rate=agreement,
+        projected_accuracy=projected,
+        autonomous_rate=_share(applied, decided),
+        autonomous_accuracy=autonomous,
+        ece=ece,
+        critical_errors=critical_errors(decision_type=decision_type, since=since),
+        threshold=policy.threshold,
+        criteria=criteria,
+    )
+    accuracy = autonomous.value if phase.applies_automatically else agreement
     parts = [
         accuracy or 0.0,  # success rate
         1.0 - min(1.0, (autonomous.high - autonomous.low) if autonomous.n else 1.0),  # consistency
         1.0 - min(1.0, ece if ece is not None else 1.0),  # confidence accuracy
     ]
-    return {
-        **metrics,
-        "criteria": criteria,
-        "blockers": blockers,
-        "ready": policy.phase < 5 and not blockers,
-        "readiness_score": round(sum(parts) / len(parts), 4),
-    }
+    return replace(
+        readiness, blockers=_blockers(readiness), readiness_score=round(sum(parts) / len(parts), 4)
+    )
 
 
-def _blockers(*, policy: AutomationPolicy, criteria: dict, metrics: dict, projected: Estimate) -> list[str]:
+def _blockers(readiness: Readiness) -> list[str]:
     """What keeps the policy from its next phase, in words a supervisor reads."""
-    if policy.phase >= 5:
-        return ["phase 5 is the highest phase"]
+    phase, criteria = readiness.phase, readiness.criteria
+    if phase.next is None:
+        return [f"phase {int(phase)} is the highest phase"]
     out = []
 
     def at_least(value, bar, what: str, fmt: str = "{:.2f}") -> None:
@@ -284,38 +314,59 @@ def _blockers(*, policy: AutomationPolicy, criteria: dict, metrics: dict, projec
                 shown, limit = f"{value:.4f}", f"{bar:.4f}"
             out.append(f"{what} {shown} < {limit}")
 
-    if policy.phase <= 2:
-        at_least(metrics["reviewed"], criteria.get("min_reviewed", 0), "reviewed decisions", "{:.0f}")
-        if policy.phase == 1:
-            at_least(metrics["agreement_rate"], criteria.get("min_accuracy", 0), "shadow accuracy")
+    if not phase.applies_automatically:
+        at_least(readiness.reviewed, criteria.get("min_reviewed", 0), "reviewed decisions", "{:.0f}")
+        if phase == Phase.FULL_OVERSIGHT:
+            at_least(readiness.agreement_rate, criteria.get("min_accuracy", 0), "shadow accuracy")
         else:
-            at_least(metrics["agreement_rate"], criteria.get("min_agreement", 0), "agreement")
-            if policy.threshold is None:
+            at_least(readiness.agreement_rate, criteria.get("min_agreement", 0), "agreement")
+            if readiness.threshold is None:
                 out.append("no calibrated threshold meets the target precision yet")
             else:
-                at_least(projected.value, criteria.get("min_accuracy", 0), "accuracy above the threshold")
+                at_least(
+                    readiness.projected_accuracy.value,
+                    criteria.get("min_accuracy", 0),
+                    "accuracy above the threshold",
+                )
         return out
-    at_least(metrics["decisions"], criteria.get("min_decisions", 0), "decisions in this phase", "{:.0f}")
-    accuracy = metrics["autonomous_accuracy"]
-    at_least(accuracy["n"], criteria.get("min_reviewed", 0), "reviewed autonomous decisions", "{:.0f}")
-    at_least(metrics["autonomous_rate"], criteria.get("min_autonomous_rate", 0), "autonomous rate")
-    at_least(accuracy["value"], criteria.get("min_accuracy", 0), "autonomous accuracy")
-    if metrics["critical_errors"] > criteria.get("max_critical_errors", 0):
-        out.append(f"{metrics['critical_errors']} critical errors in this phase")
+    at_least(readiness.decisions, criteria.get("min_decisions", 0), "decisions in this phase", "{:.0f}")
+    accuracy = readiness.autonomous_accuracy
+    at_least(accuracy.n, criteria.get("min_reviewed", 0), "reviewed autonomous decisions", "{:.0f}")
+    at_least(readiness.autonomous_rate, criteria.get("min_autonomous_rate", 0), "autonomous rate")
+    at_least(accuracy.value, criteria.get("min_accuracy", 0), "autonomous accuracy")
+    if readiness.critical_errors > criteria.get("max_critical_errors", 0):
+        out.append(f"{readiness.critical_errors} critical errors in this phase")
     return out
 
 
-# A model is retrained when the human labels it could learn from grew by this share …
-RETRAIN_GROWTH = 0.25
-# … or, for a decision type without a model, once there are this many.
-RETRAIN_FIRST = 100
-
-
 def retrain_due(*, decision_type: str) -> bool:
-    """Enough new confirmed outcomes since the active model (or any model) was trained."""
+    """Enough new confirmed outcomes since the active model (or any model) was trained:
+    settings.CSAI_RETRAIN_FIRST labels for a first model, then a growth of CSAI_RETRAIN_GROWTH."""
     labels = HumanLabel.objects.filter(decision_type=decision_type).count()
     model = ModelVersion.objects.filter(decision_type=decision_type).order_by("-version").first()
     if model is None:
-        return labels >= RETRAIN_FIRST
+        return labels >= settings.CSAI_RETRAIN_FIRST
     # training_size counts the labels outside the held-out fifth, about 80 % of all.
-    return labels * 0.8 >= model.training_size * (1 + RETRAIN_GROWTH)
+    return labels * 0.8 >= model.training_size * (1 + settings.CSAI_RETRAIN_GROWTH)
+
+
+# --- what the quality monitor reads -----------------------------------------------------------
+
+
+def recent_predictions(
+    *, decision_type: str, model_version_id: int | None, last: int
+) -> list[tuple[float, str]]:
+    """(raw confidence, label) of the latest ``last`` decisions one model version made."""
+    return list(
+        AgentDecision.objects.filter(decision_type=decision_type, model_version_id=model_version_id)
+        .order_by("-id")
+        .values_list("raw_confidence", "label")[:last]
+    )
+
+
+def recent_review_outcomes(*, decision_type: str, since=None, last: int) -> list[str]:
+    """Outcomes of the latest ``last`` answered review items (created since ``since``), newest first."""
+    items = ReviewItem.objects.filter(decision_type=decision_type, status=ReviewItem.Status.DONE)
+    if since is not None:
+        items = items.filter(created_at__gte=since)
+    return list(items.order_by("-decided_at", "-id").values_list("outcome", flat=True)[:last])

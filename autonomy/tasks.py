@@ -4,23 +4,25 @@ twice, or late, is harmless."""
 
 from celery import shared_task
 
-from agents.models import DecisionType
-from autonomy import selectors, services
+from agents import decision_types
+from autonomy import selectors
+from autonomy.services import learning, monitor
 
 
 @shared_task(acks_late=True)
 def quality_monitor() -> str:
     """Check every decision type; critical findings demote at once. Decision types that meet
     their next phase's criteria are proposed to the supervisors for promotion."""
-    alerts = [alert for t in DecisionType.values for alert in services.quality_check(decision_type=t)]
-    proposed = [t for t in DecisionType.values if services.promotion_propose(decision_type=t)]
+    types = decision_types.names()
+    alerts = [alert for t in types for alert in monitor.quality_check(decision_type=t)]
+    proposed = [t for t in types if monitor.promotion_propose(decision_type=t)]
     return f"alerts:{len(alerts)} proposed:{','.join(proposed) or 'none'}"
 
 
 @shared_task(acks_late=True)
 def calibration_refresh() -> str:
     """Refit calibrations that have gathered more reviewed evidence."""
-    fitted = [t for t in DecisionType.values if services.calibration_refresh(decision_type=t) is not None]
+    fitted = [t for t in decision_types.names() if learning.calibration_refresh(decision_type=t) is not None]
     return f"refitted:{','.join(fitted) or 'none'}"
 
 
@@ -28,8 +30,8 @@ def calibration_refresh() -> str:
 def model_retrain() -> str:
     """Retrain decision types whose confirmed outcomes grew enough since their model."""
     results = {
-        t: services.model_retrain(decision_type=t)["status"]
-        for t in DecisionType.values
+        t: learning.model_retrain(decision_type=t).status
+        for t in decision_types.names()
         if selectors.retrain_due(decision_type=t)
     }
     return " ".join(f"{t}:{status}" for t, status in results.items()) or "nothing-due"

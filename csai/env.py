@@ -5,6 +5,7 @@ typo such as ``DEBUG=ture`` stops start-up with a clear message instead of being
 "off".
 """
 
+import json
 import os
 
 from django.core.exceptions import ImproperlyConfigured
@@ -76,3 +77,49 @@ def env_rate(name: str, default: str) -> tuple[int, int]:
     if requests < 1:
         raise ImproperlyConfigured(f"{name}={value!r} must allow at least one request.")
     return requests, seconds
+
+
+def env_float(
+    name: str, default: float, *, minimum: float | None = None, maximum: float | None = None
+) -> float:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        raise ImproperlyConfigured(f"{name}={number} must be between {minimum} and {maximum}.")
+    return number
+
+
+def env_overrides(name: str, defaults: dict) -> dict:
+    """``defaults`` with the numbers a JSON object in ``name`` overrides, one level of nesting
+    deep (``{"3": {"min_accuracy": 0.92}}``); an unknown key or a non-number is an error."""
+    value = os.environ.get(name)
+    if not value:
+        return defaults
+    try:
+        overrides = json.loads(value)
+    except json.JSONDecodeError:
+        raise ImproperlyConfigured(f"{name} is not a JSON object.") from None
+    return _merged(name, defaults, overrides)
+
+
+def _merged(name: str, defaults: dict, overrides) -> dict:
+    if not isinstance(overrides, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object.")
+    merged = dict(defaults)
+    by_text = {str(key): key for key in defaults}
+    for key, override in overrides.items():
+        if key not in by_text:
+            raise ImproperlyConfigured(f"{name}: unknown key {key!r} (known: {', '.join(by_text)}).")
+        known = by_text[key]
+        if isinstance(defaults[known], dict):
+            merged[known] = _merged(f"{name}[{key}]", defaults[known], override)
+        elif isinstance(override, int | float) and not isinstance(override, bool):
+            merged[known] = override
+        else:
+            raise ImproperlyConfigured(f"{name}: {key} must be a number, not {override!r}.")
+    return merged

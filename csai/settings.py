@@ -12,7 +12,16 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from csai import embedded
-from csai.env import env_bool, env_choice, env_int, env_list, env_rate, env_str
+from csai.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_overrides,
+    env_rate,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -260,6 +269,70 @@ CSAI_GUARDRAIL_FORBIDDEN_PHRASES = env_list("CSAI_GUARDRAIL_FORBIDDEN_PHRASES", 
 # strategy, escalation and reply stay with people.
 CSAI_PIPELINE_LAST_STEP = env_choice(
     "CSAI_PIPELINE_LAST_STEP", "update", ("classify", "select", "escalate", "update")
+)
+
+# --- autonomy -------------------------------------------------------------------------
+
+# Reviewed decisions a calibration is fitted on (the most recent ones).
+CSAI_CALIBRATION_WINDOW = env_int("CSAI_CALIBRATION_WINDOW", 5000, minimum=100)
+# Latest decisions of a phase its rates (autonomous rate, agreement) are measured on.
+CSAI_RATE_WINDOW = env_int("CSAI_RATE_WINDOW", 500, minimum=10)
+# A candidate model judged on fewer held-out reviewed tickets than this is not judged at all.
+CSAI_RETRAIN_MIN_HELD_OUT = env_int("CSAI_RETRAIN_MIN_HELD_OUT", 50, minimum=1)
+# Retrain when the human labels grew by this share since the model (or reach the first count).
+CSAI_RETRAIN_GROWTH = env_float("CSAI_RETRAIN_GROWTH", 0.25, minimum=0.0)
+CSAI_RETRAIN_FIRST = env_int("CSAI_RETRAIN_FIRST", 100, minimum=1)
+# The bar for leaving each phase upward (SPEC "Phase criteria"), keyed by the phase left;
+# CSAI_PHASE_CRITERIA (JSON) overrides any of them, and a policy's ``criteria`` field
+# overrides those for its decision type. ``window``: latest decisions the rates use.
+CSAI_PHASE_CRITERIA = env_overrides(
+    "CSAI_PHASE_CRITERIA",
+    {
+        # 1 → 2: enough human decisions captured, and the hidden AI answer agreed with them.
+        1: {"window": CSAI_RATE_WINDOW, "min_reviewed": 200, "min_accuracy": 0.80},
+        # 2 → 3: people agree with the suggestions, and what a threshold would apply is accurate.
+        2: {"window": CSAI_RATE_WINDOW, "min_reviewed": 200, "min_agreement": 0.75, "min_accuracy": 0.85},
+        # 3 → 4: most decisions autonomous, accurately, without a critical error.
+        3: {
+            "window": CSAI_RATE_WINDOW,
+            "min_decisions": 300,
+            "min_reviewed": 100,
+            "min_autonomous_rate": 0.60,
+            "min_accuracy": 0.90,
+            "max_critical_errors": 0,
+        },
+        # 4 → 5: even more autonomous, accuracy maintained.
+        4: {
+            "window": CSAI_RATE_WINDOW,
+            "min_decisions": 500,
+            "min_reviewed": 50,
+            "min_autonomous_rate": 0.80,
+            "min_accuracy": 0.90,
+            "max_critical_errors": 0,
+        },
+    },
+)
+# Bounds of the quality monitor (SPEC "Quality monitor"); CSAI_MONITOR (JSON) overrides any.
+CSAI_MONITOR = env_overrides(
+    "CSAI_MONITOR",
+    {
+        "accuracy_window": 100,  # latest reviewed autonomous decisions the accuracy is measured on
+        "min_reviewed": 30,  # fewer than this: no accuracy alert (too noisy)
+        "accuracy_floor": 0.85,  # ACCURACY_DEGRADATION below (high)
+        "overautomation_rate": 0.9,  # OVERAUTOMATION_RISK above this autonomous rate …
+        "overautomation_accuracy": 0.9,  # … with accuracy below this (critical)
+        "rate_window": 200,  # latest decisions the autonomous rate and input drift are measured on
+        # INPUT_DRIFT above this population stability index. 0.25 is the textbook "large shift",
+        # but a 200-decision window against a few hundred reference rows over ~12 buckets is
+        # noisy enough to cross it by chance (seen in simulate); a real change of input crosses 1.
+        "psi_bound": 0.5,
+        "ece_window": 500,
+        "ece_bound": 0.10,  # CALIBRATION_DRIFT above
+        "override_recent": 100,  # OVERRIDE_SPIKE: override rate of the latest reviews …
+        "override_baseline": 500,  # … against the reviews before them
+        "override_jump": 0.15,  # alert when recent > baseline + jump and > 2 × baseline
+        "safe_phase": 2,  # where a demotion takes an autonomous policy: people decide again
+    },
 )
 
 # --- Celery ---------------------------------------------------------------------------

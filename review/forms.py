@@ -1,8 +1,8 @@
 from django import forms
 from django.contrib.auth import get_user_model
 
-from agents.models import DecisionType
-from agents.proposers import ESCALATION_PATHS
+from agents import decision_types
+from agents.models import DecisionType, EscalationPath
 from review import selectors
 from tickets.models import Category, Priority
 from tickets.roles import REVIEWER, SUPERVISOR
@@ -13,9 +13,7 @@ def _any(label: str, choices) -> list[tuple[str, str]]:
 
 
 class QueueFilterForm(forms.Form):
-    decision_type = forms.ChoiceField(
-        label="Decision", required=False, choices=_any("All decisions", DecisionType.choices)
-    )
+    decision_type = forms.ChoiceField(label="Decision", required=False)
     category = forms.ChoiceField(
         label="Category", required=False, choices=_any("All categories", Category.choices)
     )
@@ -29,12 +27,16 @@ class QueueFilterForm(forms.Form):
     )
     page = forms.IntegerField(required=False, min_value=1, max_value=10_000, widget=forms.HiddenInput)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["decision_type"].choices = _any("All decisions", decision_types.choices())
+
     def filters(self) -> selectors.QueueFilters:
         data = {k: v for k, v in self.cleaned_data.items() if k != "page"}
         return selectors.QueueFilters(**data)
 
 
-TEAMS = [("", "No team"), ("general", "general"), *[(path, path) for path in ESCALATION_PATHS]]
+TEAMS = [("", "No team"), ("general", "general"), *[(path, path) for path in EscalationPath.values]]
 
 
 class ReassignForm(forms.Form):
@@ -56,12 +58,16 @@ EXPORT_FORMATS = [("", "page"), ("csv", "CSV"), ("json", "JSON")]
 
 
 class CalibrationReportForm(forms.Form):
-    decision_type = forms.ChoiceField(label="Decision type", required=False, choices=DecisionType.choices)
+    decision_type = forms.ChoiceField(label="Decision type", required=False)
     target = forms.FloatField(
         label="Target precision", required=False, min_value=0.5, max_value=0.999,
         widget=forms.NumberInput(attrs={"step": "0.005"}),
     )  # fmt: skip
     format = forms.ChoiceField(required=False, choices=EXPORT_FORMATS, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["decision_type"].choices = decision_types.choices()
 
     def clean_decision_type(self) -> str:
         return self.cleaned_data["decision_type"] or DecisionType.CATEGORY

@@ -9,6 +9,7 @@ the controller acts on. Counts, averages and per-day series are aggregated in th
 from datetime import datetime, time, timedelta
 
 import numpy as np
+from django.conf import settings
 from django.db.models import (
     Avg,
     Case,
@@ -25,12 +26,17 @@ from django.db.models import (
 from django.db.models.functions import Greatest, TruncDate
 from django.utils import timezone
 
+from agents import decision_types
 from agents.ml import brier, expected_calibration_error, reliability_bins
-from agents.models import DecisionType
 from autonomy import selectors as autonomy
-from autonomy.calibration import Calibration, coverage_at, threshold_select, wilson_interval
+from autonomy.calibration import (
+    MIN_SAMPLING_RATE,
+    Calibration,
+    coverage_at,
+    threshold_select,
+    weighted_estimate,
+)
 from autonomy.models import (
-    PHASE_NAMES,
     Alert,
     AutomationPolicy,
     Disposition,
@@ -55,13 +61,14 @@ def autonomy_overview() -> list[dict]:
     rows = []
     for policy in AutomationPolicy.objects.select_related("calibration").order_by("decision_type"):
         readiness = autonomy.policy_readiness(policy=policy)
+        phase = policy.current_phase
         rows.append(
             {
                 "policy": policy,
                 "decision_type": policy.decision_type,
-                "phase_name": PHASE_NAMES[policy.phase],
-                "next_phase_name": PHASE_NAMES.get(policy.phase + 1, ""),
-                **readiness,
+                "phase_name": phase.label,
+                "next_phase_name": phase.next.label if phase.next else "",
+                **readiness.to_dict(),
             }
         )
     return rows
@@ -70,7 +77,7 @@ def autonomy_overview() -> list[dict]:
 def unconfigured_decision_types() -> list[str]:
     """Decision types without a policy yet: phase 1 until their first decision."""
     configured = set(AutomationPolicy.objects.values_list("decision_type", flat=True))
-    return [value for value in DecisionType.values if value not in configured]
+    return [name for name in decision_types.names() if name not in configured]
 
 
 def recent_transitions(*, limit: int = 25) -> list[PhaseTransition]:
@@ -264,7 +271,7 @@ def _confusion(*, decision_type: str) -> tuple[list[dict], dict, list[dict]]:
     latest = (
         ReviewItem.objects.filter(decision_type=decision_type, status=ReviewItem.Status.DONE)
         .order_by("-decided_at", "-id")
-        .values("id")[: autonomy.CALIBRATION_WINDOW]
+        .values("id")[: settings.CSAI_CALIBRATION_WINDOW]
     )
     cells = (
         ReviewItem.objects.filter(pk__in=latest)
@@ -358,7 +365,7 @@ def _review_aggregates() -> dict:
     """Weighted sums behind autonomous accuracy (as selectors.autonomous_accuracy: each sampled
     review weighs 1 / its sampling rate; the interval on Kish's effective n)."""
     weight = ExpressionWrapper(
-        Value(1.0) / Greatest(F("sampling_rate"), Value(1e-6)), output_field=FloatField()
+        Value(1.0) / Greatest(F("sampling_rate"), Value(MIN_SAMPLING_RATE)), output_field=FloatField()
     )
     confirmed = Case(When(outcome=ReviewItem.Outcome.CONFIRMED, then=weight), default=Value(0.0))
     return {
@@ -370,11 +377,12 @@ def _review_aggregates() -> dict:
 
 
 def _accuracy(row: dict) -> dict:
-    if not row.get("reviews"):
-        return {"value": None, "low": None, "high": None, "n": 0}
-    p = row["w_hits"] / row["w"]
-    low, high = wilson_interval(p, row["w"] ** 2 / row["w_squares"])
-    return {"value": p, "low": low, "high": high, "n": row["reviews"]}
+    return weighted_estimate(
+        hits=row.get("w_hits") or 0.0,
+        total=row.get("w") or 0.0,
+        squares=row.get("w_squares") or 0.0,
+        n=row.get("reviews") or 0,
+    ).to_dict()
 
 
 def _ticket_figures(row: dict) -> dict:

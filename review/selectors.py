@@ -8,32 +8,13 @@ from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, W
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from agents.models import AgentDecision, DecisionType
-from agents.proposers import ESCALATION_PATHS, NO_ESCALATION, Strategy
+from agents import decision_types
+from agents.models import AgentDecision
 from autonomy.models import ReviewItem
 from review.roles import WORK_QUEUE
-from tickets.models import Category, Message, Priority, Ticket
+from tickets.models import Message, Priority, Ticket
 
 PAGE_SIZE = 25
-
-# Reply items are not labelled from a list: the draft is sent, edited or not sent.
-REPLY_SENT, REPLY_EDITED, REPLY_NOT_SENT = "draft", "edited", "not_sent"
-
-
-def allowed_values(decision_type: str) -> list[str]:
-    """What a person may answer for a decision type (the agents' own vocabulary)."""
-    match decision_type:
-        case DecisionType.CATEGORY:
-            return list(Category.values)
-        case DecisionType.PRIORITY:
-            return list(Priority.values)
-        case DecisionType.STRATEGY:
-            return list(Strategy.ALL)
-        case DecisionType.ESCALATION:
-            return [NO_ESCALATION, *ESCALATION_PATHS]
-        case _:
-            return [REPLY_SENT, REPLY_EDITED, REPLY_NOT_SENT]
-
 
 # --- the queue ---------------------------------------------------------------------------
 
@@ -103,14 +84,14 @@ def queue_page(*, filters: QueueFilters, page: int) -> tuple[list[ReviewItem], b
 
 
 def queue_counts() -> list[tuple[str, int]]:
-    """Pending items per decision type, every type listed (zero included)."""
+    """Pending items per decision type, every registered type listed (zero included)."""
     counts = dict(
         ReviewItem.objects.filter(status=ReviewItem.Status.PENDING)
         .values_list("decision_type")
         .annotate(n=Count("id"))
         .order_by()
     )
-    return [(value, counts.get(value, 0)) for value in DecisionType.values]
+    return [(name, counts.get(name, 0)) for name in decision_types.names()]
 
 
 def _available(user, now: datetime) -> Q:

@@ -1,7 +1,8 @@
-"""Every write the review console makes: claims, decisions, notes, ticket changes, login throttle."""
+"""Every write the review console makes: claims, notes, ticket changes, login throttle.
+
+A person's answer to a review item is autonomy.services.controller.review_item_answer."""
 
 import hashlib
-from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -9,13 +10,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from agents import guardrails
-from agents.models import DecisionType
-from agents.proposers import ESCALATION_PATHS
-from autonomy.models import ReviewItem
-from autonomy.services import decision_apply, review_item_decide
+from agents.models import EscalationPath
+from autonomy.models import CLAIM_TTL, ReviewItem
+from autonomy.services.controller import outgoing_text_check, review_item_hold
 from csai.errors import ApplicationError
-from review.selectors import REPLY_EDITED, REPLY_SENT, allowed_values
 from tickets.models import Message, Ticket
 from tickets.services import (
     message_post,
@@ -24,9 +22,6 @@ from tickets.services import (
     ticket_escalate,
     ticket_reopen,
 )
-
-CLAIM_TTL = timedelta(minutes=10)
-
 
 # --- claims ------------------------------------------------------------------------------
 
@@ -65,80 +60,15 @@ def review_item_release(*, item: ReviewItem, user) -> bool:
     )
 
 
-def _hold(item: ReviewItem, user) -> ReviewItem:
-    """The item row locked, if ``user`` may decide it now: pending, and not held by another."""
-    locked = ReviewItem.objects.select_for_update().select_related("decision").get(pk=item.pk)
-    if locked.status != ReviewItem.Status.PENDING:
-        raise ApplicationError("This item has already been decided.", status_code=409)
-    now = timezone.now()
-    if locked.claimed_by_id not in (None, user.pk) and locked.claimed_until and locked.claimed_until > now:
-        raise ApplicationError(f"{locked.claimed_by} is working on this item.", status_code=409)
-    return locked
-
-
-def _seconds_since_claim(item: ReviewItem, user) -> float | None:
-    if item.claimed_by_id != user.pk or item.claimed_until is None:
-        return None
-    return round((timezone.now() - (item.claimed_until - CLAIM_TTL)).total_seconds(), 3)
-
-
-# --- decisions ---------------------------------------------------------------------------
-
-
-def _check_text(text: str) -> None:
-    """Refuse an outgoing text that breaks a guardrail, saying which."""
-    result = guardrails.check_text(
-        text,
-        max_length=settings.CSAI_GUARDRAIL_MAX_LENGTH,
-        forbidden_phrases=settings.CSAI_GUARDRAIL_FORBIDDEN_PHRASES or guardrails.DEFAULT_FORBIDDEN_PHRASES,
-    )
-    if not result.ok:
-        reasons = "; ".join(v.detail for v in result.violations)
-        raise ApplicationError(f"Not sent, the text breaks a guardrail: {reasons}.", status_code=422)
-
-
-def review_decide(*, item: ReviewItem, user, label: str, reply: str | None = None) -> str:
-    """A reviewer's answer: ``label`` one of the decision type's allowed values.
-
-    For a reply, ``draft`` sends the agent's draft, ``edited`` sends ``reply`` after the
-    guardrails pass it, ``not_sent`` sends nothing. The time from claim to answer is kept.
-    Locks the item row; returns the outcome (confirmed or overridden).
-    """
-    if label not in allowed_values(item.decision_type):
-        raise ApplicationError(f"{label!r} is not an answer for {item.decision_type}.")
-    is_reply = item.decision_type == DecisionType.REPLY
-    if is_reply and label == REPLY_EDITED:
-        if not (reply or "").strip():
-            raise ApplicationError("The edited reply is empty.")
-        _check_text(reply)
-    with transaction.atomic():
-        locked = _hold(item, user)
-        decision = locked.decision
-        if (
-            is_reply
-            and label == REPLY_SENT
-            and (decision.guardrail_violations or decision.label != REPLY_SENT)
-        ):
-            raise ApplicationError("This draft was blocked by the guardrails: edit it before sending.")
-        outcome = review_item_decide(
-            item=locked, actor=user, label=label, seconds=_seconds_since_claim(locked, user)
-        )
-        if is_reply and label == REPLY_EDITED:
-            decision_apply(
-                decision=decision, value={**decision.value, "reply": reply.strip()}, sender_id=str(user.pk)
-            )
-    return outcome
-
-
 def review_escalate(*, item: ReviewItem, user, path: str, note: str) -> None:
     """Escalate the item's ticket along ``path`` with the reviewer's note; the item stays in the
     queue (released) for whoever decides it next."""
-    if path not in ESCALATION_PATHS:
+    if path not in EscalationPath.values:
         raise ApplicationError(f"{path!r} is not an escalation path.")
     with transaction.atomic():
-        _hold(item, user)
+        review_item_hold(item=item, actor=user)
         ticket = Ticket.objects.select_for_update().get(pk=item.ticket_id)
-        text = f"Escalated by {user.get_username()} to {ESCALATION_PATHS[path][0]} ({path} path)."
+        text = f"Escalated by {user.get_username()} to {EscalationPath(path).ladder[0]} ({path} path)."
         if note.strip():
             text += f" {note.strip()}"
         ticket_escalate(ticket=ticket, team=path, note=text, sender_id=str(user.pk))
@@ -149,9 +79,9 @@ def review_request_info(*, item: ReviewItem, user, text: str) -> None:
     """Ask the customer for more information; the ticket then waits for them."""
     if not text.strip():
         raise ApplicationError("Write what you need to know.")
-    _check_text(text)
+    outgoing_text_check(text)
     with transaction.atomic():
-        _hold(item, user)
+        review_item_hold(item=item, actor=user)
         ticket = Ticket.objects.select_for_update().get(pk=item.ticket_id)
         message_post(
             ticket=ticket,

@@ -16,8 +16,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 
 from autonomy import selectors as autonomy_selectors
-from autonomy import services as autonomy
-from autonomy.models import Alert, AutomationPolicy, RollbackPoint
+from autonomy.models import Alert, AutomationPolicy, Phase, RollbackPoint
+from autonomy.services import monitor, transitions
 from csai.errors import ApplicationError
 from review import charts, forms, reports
 from review.roles import SUPERVISE
@@ -106,29 +106,31 @@ def policy_change(request, decision_type: str, direction: str):
             f"{decision_type} is in phase {policy.phase} now: look again.", status_code=409
         )
     if direction == "promote":
-        to_phase = policy.phase + 1
-        if to_phase > 5:
+        to_phase = policy.current_phase.next
+        if to_phase is None:
             raise ApplicationError("Phase 5 is the highest phase.")
     else:
         to_phase = _int(request.POST.get("to_phase"), policy.phase - 1)
-        if not 1 <= to_phase < policy.phase:
+        if not Phase.FULL_OVERSIGHT <= to_phase < policy.phase:
             raise ApplicationError(
                 f"Phase {policy.phase} can only be demoted to phases 1 to {policy.phase - 1}."
             )
     verb = "Promote" if direction == "promote" else "Demote"
     if request.POST.get("confirm") != "1":
-        readiness = autonomy_selectors.policy_readiness(policy=policy) if direction == "promote" else {}
+        blockers = (
+            autonomy_selectors.policy_readiness(policy=policy).blockers if direction == "promote" else []
+        )
         return _confirm(
             request,
             question=f"{verb} {decision_type} from phase {policy.phase} to {to_phase}?",
             action=request.path,
             fields={"reason": reason, "from_phase": policy.phase, "to_phase": to_phase},
-            warnings=readiness.get("blockers", []),
+            warnings=blockers,
         )
     if direction == "promote":
-        autonomy.policy_promote(policy=policy, actor=request.user, reason=reason)
+        transitions.policy_promote(policy=policy, actor=request.user, reason=reason)
     else:
-        autonomy.policy_demote(policy=policy, actor=request.user, reason=reason, to_phase=to_phase)
+        transitions.policy_demote(policy=policy, actor=request.user, reason=reason, to_phase=to_phase)
     return _changed(request, f"{verb}d {decision_type} from phase {policy.phase} to {to_phase}.")
 
 
@@ -157,7 +159,7 @@ def rollback_restore(request, point_id: int):
             action=request.path,
             fields={"reason": reason},
         )
-    autonomy.rollback_restore(point=point, actor=request.user, reason=reason)
+    transitions.rollback_restore(point=point, actor=request.user, reason=reason)
     return _changed(
         request, f"Restored {policy.decision_type} to rollback point #{point.pk} (phase {snapshot['phase']})."
     )
@@ -180,7 +182,7 @@ def alerts_page(request):
 @console_view(methods=("POST",), permission=SUPERVISE)
 def alert_acknowledge(request, alert_id: int):
     alert = get_object_or_404(Alert, pk=alert_id)
-    done = autonomy.alert_acknowledge(
+    done = monitor.alert_acknowledge(
         alert=alert, actor=request.user, note=request.POST.get("note", "")[:2000]
     )
     notice = "Alert acknowledged." if done else "Somebody acknowledged this alert already."

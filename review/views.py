@@ -20,7 +20,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
+from agents import decision_types
+from agents.models import EscalationPath
 from autonomy.models import ReviewItem
+from autonomy.services import controller
 from csai.errors import ApplicationError
 from review import forms, selectors, services
 from review.roles import CHANGE_TICKET, WORK_QUEUE
@@ -125,8 +128,8 @@ def _workspace(request, item: ReviewItem, *, notice: str = "") -> dict:
         "decision": item.decision,
         "timeline": selectors.ticket_timeline(ticket=ticket),
         "recent": selectors.customer_recent_tickets(ticket=ticket),
-        "choices": selectors.allowed_values(item.decision_type),
-        "paths": list(services.ESCALATION_PATHS),
+        "kind": decision_types.get(item.decision_type),
+        "paths": EscalationPath.values,
         "held": item.status == ReviewItem.Status.PENDING and item.claimed_by_id == request.user.pk,
         "claim_error": claim_error,
         "notice": notice,
@@ -179,8 +182,8 @@ def _after_action(request, item: ReviewItem, *, move_on: bool, notice: str) -> H
 def item_decide(request, item_id: int):
     item = selectors.get_review_item_for_user(request.user, item_id)
     label = request.POST.get("label", "")
-    outcome = services.review_decide(
-        item=item, user=request.user, label=label, reply=request.POST.get("reply")
+    outcome = controller.review_item_answer(
+        item=item, actor=request.user, label=label, reply=request.POST.get("reply")
     )
     return _after_action(request, item, move_on=True, notice=f"Saved: {outcome} ({label}).")
 

@@ -5,7 +5,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
-from agents import demo, llm, providers
+from agents import demo, llm, loaded
 from agents.ml import TextClassifier
 from agents.models import ModelVersion
 from csai.celery import app as celery_app
@@ -29,7 +29,7 @@ def demo_classifiers() -> dict[str, TextClassifier]:
 @pytest.fixture
 def trained_models(db, demo_classifiers) -> dict[str, ModelVersion]:
     """The session's models registered as the active versions."""
-    providers.forget_loaded()
+    loaded.forget_loaded()
     versions = {
         decision_type: ModelVersion.objects.create(
             decision_type=decision_type,
@@ -44,13 +44,13 @@ def trained_models(db, demo_classifiers) -> dict[str, ModelVersion]:
         for decision_type, classifier in demo_classifiers.items()
     }
     yield versions
-    providers.forget_loaded()
+    loaded.forget_loaded()
 
 
 @pytest.fixture
 def knowledge(db):
     demo.knowledge_load()
-    providers.forget_loaded()
+    loaded.forget_loaded()
 
 
 @pytest.fixture

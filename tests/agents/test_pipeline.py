@@ -10,7 +10,15 @@ from django.utils import timezone
 
 from agents import proposers, tasks
 from agents.admin import DeadLetterAdmin
-from agents.models import AgentDecision, DeadLetter, DecisionType, KnowledgeArticle, PipelineRun, Provider
+from agents.models import (
+    AgentDecision,
+    DeadLetter,
+    DecisionType,
+    KnowledgeArticle,
+    PipelineRun,
+    Provider,
+    Strategy,
+)
 from tests.factories import TicketFactory, UserFactory
 from tickets.models import Category, Ticket
 
@@ -37,7 +45,7 @@ def test_it_records_all_five_decisions_and_walks_the_ticket_to_the_end(
     assert decisions["category"].label == Category.BILLING_INQUIRY
     assert decisions["category"].provider == Provider.LOCAL
     assert decisions["category"].model_version == trained_models["category"]
-    assert decisions["strategy"].label in proposers.Strategy.ALL
+    assert decisions["strategy"].label in Strategy.values
     assert "INV-2024-76687" in decisions["reply"].value["internal_note"]
     assert all(0 <= d.raw_confidence <= 1 and d.reasoning for d in decisions.values())
     assert all(d.calibrated_confidence is None for d in decisions.values())
@@ -146,7 +154,7 @@ def test_without_a_trained_model_the_category_goes_to_a_person(
     assert (category.provider, category.label, category.raw_confidence) == (Provider.NONE, "", 0.0)
     assert category.out_of_scope
     strategy = AgentDecision.objects.get(ticket=triaged_ticket, decision_type="strategy")
-    assert strategy.label == proposers.Strategy.ESCALATE_TO_HUMAN
+    assert strategy.label == Strategy.ESCALATE_TO_HUMAN
 
 
 @pytest.mark.parametrize(
@@ -217,7 +225,7 @@ def test_a_billing_question_gets_the_billing_template_filled_in(
     run_pipeline(triaged_ticket, django_capture_on_commit_callbacks)
 
     decisions = {d.decision_type: d for d in AgentDecision.objects.filter(ticket=triaged_ticket)}
-    assert decisions["strategy"].label == proposers.Strategy.TEMPLATE_RESPONSE
+    assert decisions["strategy"].label == Strategy.TEMPLATE_RESPONSE
     reply = decisions["reply"].value["reply"]
     assert reply.startswith("Hi Maria,")
     assert "INV-2024-76687" in reply and f"#{triaged_ticket.pk}" in reply

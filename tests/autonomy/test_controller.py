@@ -4,8 +4,9 @@ import pytest
 from django.utils import timezone
 
 from agents.models import AgentDecision, HumanLabel, PipelineRun
-from autonomy import services
 from autonomy.models import AutomationPolicy, CalibrationVersion, Disposition, ReviewItem
+from autonomy.services import controller
+from csai.errors import ApplicationError
 from tests.factories import TicketFactory
 from tickets.models import Message, Ticket
 
@@ -44,7 +45,7 @@ def policy(decision_type="category", *, phase, threshold=0.8, **fields) -> Autom
 
 
 def submit(d: AgentDecision) -> str:
-    return services.decision_submit(decision_id=d.pk)
+    return controller.decision_submit(decision_id=d.pk)
 
 
 def test_phase_1_records_the_answer_and_hides_it_from_the_reviewer(db):
@@ -159,7 +160,7 @@ def test_a_person_overriding_an_item_to_decide_sets_the_ticket_and_teaches_the_m
     submit(d)
     item = ReviewItem.objects.get(decision=d)
 
-    outcome = services.review_item_decide(item=item, actor=reviewer, label="TECHNICAL_ISSUE", seconds=12.5)
+    outcome = controller.review_item_answer(item=item, actor=reviewer, label="TECHNICAL_ISSUE", seconds=12.5)
 
     assert outcome == ReviewItem.Outcome.OVERRIDDEN
     assert Ticket.objects.get(pk=d.ticket_id).category == "TECHNICAL_ISSUE"
@@ -167,8 +168,8 @@ def test_a_person_overriding_an_item_to_decide_sets_the_ticket_and_teaches_the_m
     assert (label.value, label.source, label.labeled_by) == ("TECHNICAL_ISSUE", "review", reviewer)
     item.refresh_from_db()
     assert (item.status, item.human_label, item.seconds_to_decide) == ("done", "TECHNICAL_ISSUE", 12.5)
-    with pytest.raises(ValueError, match="already decided"):
-        services.review_item_decide(item=item, actor=reviewer, label="BUG_REPORT")
+    with pytest.raises(ApplicationError, match="already been decided"):
+        controller.review_item_answer(item=item, actor=reviewer, label="BUG_REPORT")
 
 
 def test_a_delayed_review_that_corrects_an_applied_decision_corrects_the_ticket(db, reviewer):
@@ -176,12 +177,12 @@ def test_a_delayed_review_that_corrects_an_applied_decision_corrects_the_ticket(
     d = decision(confidence=0.95)
     submit(d)
     item = ReviewItem.objects.get(decision=d)
-    assert services.review_item_decide(item=item, actor=reviewer, label="BILLING_INQUIRY") == "confirmed"
+    assert controller.review_item_answer(item=item, actor=reviewer, label="BILLING_INQUIRY") == "confirmed"
     assert Ticket.objects.get(pk=d.ticket_id).category == "BILLING_INQUIRY"
 
     other = decision(confidence=0.95)
     submit(other)
-    services.review_item_decide(
+    controller.review_item_answer(
         item=ReviewItem.objects.get(decision=other), actor=reviewer, label="BUG_REPORT"
     )
     assert Ticket.objects.get(pk=other.ticket_id).category == "BUG_REPORT"
@@ -190,7 +191,7 @@ def test_a_delayed_review_that_corrects_an_applied_decision_corrects_the_ticket(
 def test_confirming_a_reply_draft_sends_it(db, reviewer):
     d = decision(decision_type="reply")
     submit(d)
-    services.review_item_decide(item=ReviewItem.objects.get(decision=d), actor=reviewer, label="draft")
+    controller.review_item_answer(item=ReviewItem.objects.get(decision=d), actor=reviewer, label="draft")
     sent = Message.objects.get(ticket_id=d.ticket_id, kind=Message.Kind.EXTERNAL)
     assert sent.content.startswith("Hi Ana") and sent.sender_id == str(reviewer.pk)
 

@@ -2,32 +2,33 @@
 
 import pytest
 
-from agents import demo, providers
+from agents import demo, loaded
 from agents.models import HumanLabel, ModelVersion
 from agents.services import held_out, history_import
-from autonomy import selectors, services
+from autonomy import selectors
 from autonomy.models import AutomationPolicy
+from autonomy.services import learning
 
 
 @pytest.fixture
 def labelled(db):
     """300 imported demo tickets with their true categories (a fifth of them held out)."""
     history_import(rows=demo.history_rows(count=300), source="history")
-    providers.forget_loaded()
+    loaded.forget_loaded()
     yield
-    providers.forget_loaded()
+    loaded.forget_loaded()
 
 
 def test_the_first_candidate_is_promoted_with_a_calibration_fitted_on_held_out_tickets(labelled):
     assert selectors.retrain_due(decision_type="category")
 
-    result = services.model_retrain(decision_type="category")
+    result = learning.model_retrain(decision_type="category")
 
-    assert result["status"] == "promoted" and result["current_accuracy"] is None
+    assert result.status == "promoted" and result.current_accuracy is None
     model = ModelVersion.objects.get(decision_type="category", is_active=True)
     held = sum(held_out(t) for t in HumanLabel.objects.filter(decision_type="category").values_list(
         "ticket_id", flat=True))  # fmt: skip
-    assert result["held_out"] == held and model.training_size == 300 - held
+    assert result.held_out == held and model.training_size == 300 - held
     policy = AutomationPolicy.objects.get(decision_type="category")
     assert policy.calibration.model_version == model
     assert policy.calibration.source == "holdout" and policy.calibration.samples == held
@@ -36,7 +37,7 @@ def test_the_first_candidate_is_promoted_with_a_calibration_fitted_on_held_out_t
 
 
 def test_a_worse_candidate_is_rejected_and_the_current_model_stays(labelled):
-    services.model_retrain(decision_type="category")
+    learning.model_retrain(decision_type="category")
     current = ModelVersion.objects.get(decision_type="category", is_active=True)
     # Someone mislabels every training ticket; the held-out fifth keeps the truth.
     for label in HumanLabel.objects.filter(decision_type="category"):
@@ -44,10 +45,10 @@ def test_a_worse_candidate_is_rejected_and_the_current_model_stays(labelled):
             label.value = "FEATURE_REQUEST" if label.value != "FEATURE_REQUEST" else "BUG_REPORT"
             label.save(update_fields=["value"])
 
-    result = services.model_retrain(decision_type="category")
+    result = learning.model_retrain(decision_type="category")
 
-    assert result["status"] == "rejected"
-    assert result["candidate_accuracy"] < result["current_accuracy"]
+    assert result.status == "rejected"
+    assert result.candidate_accuracy < result.current_accuracy
     assert ModelVersion.objects.get(decision_type="category", is_active=True) == current
     assert ModelVersion.objects.filter(decision_type="category").count() == 2  # kept, for the record
 
@@ -56,13 +57,13 @@ def test_a_worse_candidate_is_rejected_and_the_current_model_stays(labelled):
 def test_without_held_out_tickets_to_judge_on_a_model_in_use_is_not_replaced():
     # 60 tickets: about a dozen held out, too few to judge a candidate on.
     history_import(rows=demo.history_rows(count=60), source="history")
-    providers.forget_loaded()
-    first = services.model_retrain(decision_type="category")
-    assert first["status"] == "promoted-unjudged"  # a first model is better than none
+    loaded.forget_loaded()
+    first = learning.model_retrain(decision_type="category")
+    assert first.status == "promoted-unjudged"  # a first model is better than none
     current = ModelVersion.objects.get(decision_type="category", is_active=True)
 
-    second = services.model_retrain(decision_type="category")
+    second = learning.model_retrain(decision_type="category")
 
-    assert second["status"] == "kept-unjudged"
+    assert second.status == "kept-unjudged"
     assert ModelVersion.objects.get(decision_type="category", is_active=True) == current
-    providers.forget_loaded()
+    loaded.forget_loaded()

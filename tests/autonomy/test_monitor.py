@@ -6,7 +6,7 @@ from django.core import mail
 from django.utils import timezone
 
 from agents.models import AgentDecision, ModelVersion, PipelineRun
-from autonomy import selectors, services
+from autonomy import selectors
 from autonomy.calibration import confidence_histogram, label_mix
 from autonomy.models import (
     Alert,
@@ -16,6 +16,7 @@ from autonomy.models import (
     PhaseTransition,
     ReviewItem,
 )
+from autonomy.services import learning, monitor, transitions
 from csai.errors import ApplicationError
 from tests.conftest import token_client
 from tests.factories import CustomerFactory, TicketFactory
@@ -107,21 +108,21 @@ def test_phase_1_is_blocked_until_enough_humans_decided_and_the_hidden_answer_ag
     policy = AutomationPolicy.objects.create(decision_type="category", phase=1)
     batch(customer, 50, kind=DECIDE, wrong=5)
     readiness = selectors.policy_readiness(policy=policy)
-    assert not readiness["ready"]
-    assert readiness["blockers"] == ["reviewed decisions 50 < 200"]
+    assert not readiness.ready
+    assert readiness.blockers == ["reviewed decisions 50 < 200"]
 
     batch(customer, 150, kind=DECIDE, wrong=60)  # 65 of 200 wrong: 0.675 agreement
     readiness = selectors.policy_readiness(policy=policy)
-    assert readiness["blockers"] == ["shadow accuracy 0.68 < 0.80"]
+    assert readiness.blockers == ["shadow accuracy 0.68 < 0.80"]
 
     policy.criteria = {"1": {"min_accuracy": 0.6751}}  # just short: the blocker says by how much
     readiness = selectors.policy_readiness(policy=policy)
-    assert readiness["blockers"] == ["shadow accuracy 0.6750 < 0.6751"]
+    assert readiness.blockers == ["shadow accuracy 0.6750 < 0.6751"]
 
     policy.criteria = {"1": {"min_accuracy": 0.6}}  # a looser bar, set per decision type
     readiness = selectors.policy_readiness(policy=policy)
-    assert readiness["ready"] and readiness["blockers"] == []
-    assert 0 < readiness["readiness_score"] <= 1
+    assert readiness.ready and readiness.blockers == []
+    assert 0 < readiness.readiness_score <= 1
 
 
 def test_phase_3_needs_autonomy_accuracy_and_no_critical_error(customer):
@@ -132,9 +133,9 @@ def test_phase_3_needs_autonomy_accuracy_and_no_critical_error(customer):
 
     readiness = selectors.policy_readiness(policy=policy)
 
-    assert readiness["autonomous_rate"] == pytest.approx(251 / 311)
-    assert readiness["autonomous_accuracy"]["value"] == pytest.approx(245 / 251)
-    assert readiness["blockers"] == ["1 critical errors in this phase"]
+    assert readiness.autonomous_rate == pytest.approx(251 / 311)
+    assert readiness.autonomous_accuracy.value == pytest.approx(245 / 251)
+    assert readiness.blockers == ["1 critical errors in this phase"]
 
 
 # --- calibration ---------------------------------------------------------------------------
@@ -155,7 +156,7 @@ def test_a_refit_sets_the_threshold_where_the_lower_bound_meets_the_target(custo
         eligible=np.ones(300, dtype=bool),
         weights=np.ones(300),
     )
-    version = services.calibration_refit(
+    version = learning.calibration_refit(
         decision_type="category", model_version=model, evidence=evidence, source="holdout"
     )
     policy.refresh_from_db()
@@ -166,7 +167,7 @@ def test_a_refit_sets_the_threshold_where_the_lower_bound_meets_the_target(custo
 
     # The same evidence with a minimum the top group cannot reach: no threshold, people decide.
     AutomationPolicy.objects.filter(pk=policy.pk).update(min_samples=200)
-    services.calibration_refit(
+    learning.calibration_refit(
         decision_type="category", model_version=model, evidence=evidence, source="holdout"
     )
     policy.refresh_from_db()
@@ -181,7 +182,7 @@ def test_falling_accuracy_raises_a_high_alert_that_proposes_a_demotion(customer)
     batch(customer, 40, wrong=10)  # 75 % right
     batch(customer, 200, kind=DECIDE)  # autonomy low: not an over-automation risk
 
-    (alert,) = services.quality_check(decision_type="category")
+    (alert,) = monitor.quality_check(decision_type="category")
 
     assert (alert.type, alert.severity, alert.proposed_phase) == ("ACCURACY_DEGRADATION", "high", 2)
     assert alert.value == pytest.approx(0.75) and alert.samples == 40
@@ -193,7 +194,7 @@ def test_overautomation_demotes_at_once_and_emails_the_supervisors(customer, sup
     policy = autonomous_policy(phase=5)
     batch(customer, 50, wrong=8)  # 84 % right, and everything applied
 
-    (alert,) = services.quality_check(decision_type="category")
+    (alert,) = monitor.quality_check(decision_type="category")
 
     policy.refresh_from_db()
     assert (alert.type, alert.severity) == ("OVERAUTOMATION_RISK", "critical")
@@ -212,17 +213,17 @@ def test_a_problem_that_persists_refreshes_its_alert_until_a_supervisor_acknowle
     autonomous_policy(phase=4)
     batch(customer, 40, wrong=10)
     batch(customer, 200, kind=DECIDE)
-    first = services.quality_check(decision_type="category")[0]
+    first = monitor.quality_check(decision_type="category")[0]
     reviewed(customer, correct=False)
-    again = services.quality_check(decision_type="category")[0]
+    again = monitor.quality_check(decision_type="category")[0]
     assert again.pk == first.pk and again.samples == 41
     assert Alert.objects.count() == 1
 
     with pytest.raises(ApplicationError):
-        services.alert_acknowledge(alert=again, actor=reviewer)
-    assert services.alert_acknowledge(alert=again, actor=supervisor, note="retraining")
-    assert not services.alert_acknowledge(alert=again, actor=supervisor)
-    assert services.quality_check(decision_type="category")[0].pk != first.pk  # still wrong: a new one
+        monitor.alert_acknowledge(alert=again, actor=reviewer)
+    assert monitor.alert_acknowledge(alert=again, actor=supervisor, note="retraining")
+    assert not monitor.alert_acknowledge(alert=again, actor=supervisor)
+    assert monitor.quality_check(decision_type="category")[0].pk != first.pk  # still wrong: a new one
 
 
 def test_a_new_input_mix_is_input_drift(customer):
@@ -231,12 +232,12 @@ def test_a_new_input_mix_is_input_drift(customer):
     autonomous_policy(phase=4, reference=reference)
     for label in usual:
         reviewed(customer, label=label, confidence=0.9, status=ReviewItem.Status.PENDING)
-    assert services.quality_check(decision_type="category") == []
+    assert monitor.quality_check(decision_type="category") == []
 
     for _ in range(120):  # then most tickets come out out of scope, confidence 0
         reviewed(customer, label="", confidence=0.0, kind=DECIDE, status=ReviewItem.Status.PENDING)
 
-    (alert,) = services.quality_check(decision_type="category")
+    (alert,) = monitor.quality_check(decision_type="category")
     assert alert.type == "INPUT_DRIFT" and alert.value > 0.5 and alert.proposed_phase == 2
 
 
@@ -244,7 +245,7 @@ def test_confidence_that_no_longer_matches_outcomes_is_calibration_drift(custome
     autonomous_policy(phase=2)
     batch(customer, 300, kind=DECIDE, wrong=120, calibrated=0.95)  # says 95 %, is 60 %
 
-    (alert,) = services.quality_check(decision_type="category")
+    (alert,) = monitor.quality_check(decision_type="category")
 
     assert alert.type == "CALIBRATION_DRIFT" and alert.value == pytest.approx(0.35)
     assert alert.proposed_phase is None  # nothing autonomous to take back in phase 2
@@ -255,7 +256,7 @@ def test_a_jump_in_overrides_is_an_override_spike(customer):
     batch(customer, 400, kind=DECIDE, wrong=20)  # 5 % overridden …
     batch(customer, 100, kind=DECIDE, wrong=40)  # … then 40 %
 
-    (alert,) = services.quality_check(decision_type="category")
+    (alert,) = monitor.quality_check(decision_type="category")
     assert alert.type == "OVERRIDE_SPIKE" and alert.value == pytest.approx(0.4)
 
 
@@ -264,10 +265,10 @@ def test_a_decision_type_that_meets_its_next_phase_is_proposed_to_the_supervisor
 ):
     policy = AutomationPolicy.objects.create(decision_type="category", phase=1)
     batch(customer, 150, kind=DECIDE, wrong=10)
-    assert services.promotion_propose(decision_type="category") is None  # 150 < 200 reviewed
+    assert monitor.promotion_propose(decision_type="category") is None  # 150 < 200 reviewed
 
     batch(customer, 50, kind=DECIDE)
-    proposal = services.promotion_propose(decision_type="category")
+    proposal = monitor.promotion_propose(decision_type="category")
 
     assert (proposal.type, proposal.severity, proposal.proposed_phase) == ("PROMOTION_READY", "info", 2)
     assert (proposal.metric, proposal.value, proposal.samples) == ("shadow_accuracy", 0.95, 200)
@@ -277,24 +278,24 @@ def test_a_decision_type_that_meets_its_next_phase_is_proposed_to_the_supervisor
     assert [m.to for m in mail.outbox] == [[supervisor.email]]
     assert "PROMOTION_READY" in mail.outbox[0].subject
     # Still ready at the next check: the same proposal, no second email.
-    assert services.promotion_propose(decision_type="category").pk == proposal.pk
+    assert monitor.promotion_propose(decision_type="category").pk == proposal.pk
     assert len(mail.outbox) == 1
 
-    services.policy_promote(policy=policy, actor=supervisor, reason=proposal.recommendation)
+    transitions.policy_promote(policy=policy, actor=supervisor, reason=proposal.recommendation)
 
     proposal.refresh_from_db()
     assert proposal.acknowledged_by == supervisor and proposal.note == "Closed by the move to phase 2."
-    assert services.promotion_propose(decision_type="category") is None  # phase 2 starts from zero
+    assert monitor.promotion_propose(decision_type="category") is None  # phase 2 starts from zero
 
 
 def test_a_proposal_closes_itself_when_the_evidence_no_longer_holds(customer):
     AutomationPolicy.objects.create(decision_type="category", phase=1)
     batch(customer, 200, kind=DECIDE, wrong=10)
-    proposal = services.promotion_propose(decision_type="category")
+    proposal = monitor.promotion_propose(decision_type="category")
 
     batch(customer, 150, kind=DECIDE, wrong=150)  # shadow accuracy falls under 0.80
 
-    assert services.promotion_propose(decision_type="category") is None
+    assert monitor.promotion_propose(decision_type="category") is None
     proposal.refresh_from_db()
     assert proposal.acknowledged_at is not None and proposal.acknowledged_by is None
     assert proposal.note.startswith("No longer ready: shadow accuracy")
@@ -307,7 +308,7 @@ def test_supervisors_read_readiness_and_acknowledge_alerts_over_the_api(customer
     autonomous_policy(phase=4)
     batch(customer, 40, wrong=10)
     batch(customer, 200, kind=DECIDE)
-    (alert,) = services.quality_check(decision_type="category")
+    (alert,) = monitor.quality_check(decision_type="category")
     api = token_client(supervisor)
 
     readiness = api.get("/api/v1/policies/category/readiness/")

@@ -4,8 +4,8 @@ import pytest
 from django.utils import timezone
 
 from agents.models import ModelVersion
-from autonomy import services
 from autonomy.models import AutomationPolicy, PhaseTransition, RollbackPoint
+from autonomy.services import transitions
 from csai.errors import ApplicationError
 from tests.conftest import token_client
 
@@ -23,7 +23,7 @@ def model_version(version: int, *, active: bool) -> ModelVersion:
 
 
 def test_a_supervisor_promotes_one_phase_with_a_reason_and_gets_a_rollback_point(category_policy, supervisor):
-    transition = services.policy_promote(
+    transition = transitions.policy_promote(
         policy=category_policy, actor=supervisor, reason="agreement 91 % on 400"
     )
 
@@ -37,13 +37,13 @@ def test_a_supervisor_promotes_one_phase_with_a_reason_and_gets_a_rollback_point
 @pytest.mark.parametrize("reason", ["", "   "])
 def test_a_transition_needs_a_reason(category_policy, supervisor, reason):
     with pytest.raises(ApplicationError, match="reason"):
-        services.policy_promote(policy=category_policy, actor=supervisor, reason=reason)
+        transitions.policy_promote(policy=category_policy, actor=supervisor, reason=reason)
     assert not PhaseTransition.objects.exists()
 
 
 def test_a_reviewer_cannot_change_a_phase(category_policy, reviewer):
     with pytest.raises(ApplicationError) as refused:
-        services.policy_demote(policy=category_policy, actor=reviewer, reason="I disagree")
+        transitions.policy_demote(policy=category_policy, actor=reviewer, reason="I disagree")
     assert refused.value.status_code == 403
     category_policy.refresh_from_db()
     assert category_policy.phase == 2
@@ -52,29 +52,29 @@ def test_a_reviewer_cannot_change_a_phase(category_policy, reviewer):
 def test_promotion_stops_at_5_and_demotion_goes_down_any_number_of_phases(category_policy, supervisor):
     AutomationPolicy.objects.filter(pk=category_policy.pk).update(phase=5)
     with pytest.raises(ApplicationError, match="highest"):
-        services.policy_promote(policy=category_policy, actor=supervisor, reason="more")
-    services.policy_demote(policy=category_policy, actor=supervisor, reason="accuracy dropped", to_phase=1)
+        transitions.policy_promote(policy=category_policy, actor=supervisor, reason="more")
+    transitions.policy_demote(policy=category_policy, actor=supervisor, reason="accuracy dropped", to_phase=1)
     category_policy.refresh_from_db()
     assert category_policy.phase == 1
     with pytest.raises(ApplicationError):
-        services.policy_demote(policy=category_policy, actor=supervisor, reason="lower still")
+        transitions.policy_demote(policy=category_policy, actor=supervisor, reason="lower still")
 
 
 def test_the_system_itself_may_demote(category_policy):
-    transition = services.policy_demote(policy=category_policy, actor=None, reason="OVERAUTOMATION_RISK")
+    transition = transitions.policy_demote(policy=category_policy, actor=None, reason="OVERAUTOMATION_RISK")
     assert transition.actor is None and transition.to_phase == 1
 
 
 def test_restoring_a_rollback_point_brings_back_phase_thresholds_and_model(category_policy, supervisor):
     old_model = model_version(1, active=True)
-    first = services.policy_promote(policy=category_policy, actor=supervisor, reason="ready")
+    first = transitions.policy_promote(policy=category_policy, actor=supervisor, reason="ready")
     AutomationPolicy.objects.filter(pk=category_policy.pk).update(
         threshold=0.6, class_thresholds={"BUG_REPORT": 0.5}
     )
     ModelVersion.objects.update(is_active=False)
     new_model = model_version(2, active=True)
 
-    restore = services.rollback_restore(
+    restore = transitions.rollback_restore(
         point=first.rollback_point, actor=supervisor, reason="new model worse"
     )
 

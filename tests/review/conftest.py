@@ -4,8 +4,8 @@ import pytest
 from django.utils import timezone
 
 from agents.models import AgentDecision, PipelineRun
-from autonomy import services as autonomy
 from autonomy.models import AutomationPolicy, CalibrationVersion, ReviewItem
+from autonomy.services import controller
 from tests.factories import TicketFactory
 
 REPLY = {
@@ -62,7 +62,7 @@ def make_item(
         raw_confidence=confidence, reasoning=reasoning, provider="local", latency_ms=1, correlation_id="c",
         created_at=timezone.now(), **fields,
     )  # fmt: skip
-    autonomy.decision_submit(decision_id=decision.pk)
+    controller.decision_submit(decision_id=decision.pk)
     return ReviewItem.objects.select_related("decision", "ticket").get(decision=decision)
 
 

@@ -240,8 +240,8 @@ CATEGORIES = ["BILLING_INQUIRY", "TECHNICAL_ISSUE", "BUG_REPORT", "ACCOUNT_MANAG
 def _supervision_history():
     """A month of a small team's work: reviewed category decisions (phase 2), applied and
     sampled priority decisions (phase 3), tickets answered and resolved on most days, alerts."""
-    from autonomy import services as autonomy
     from autonomy.models import Alert, Disposition
+    from autonomy.services import controller
 
     rng = random.Random(7)
     sam = UserFactory(username="sam", groups=[roles.SUPERVISOR])
@@ -251,12 +251,12 @@ def _supervision_history():
         confidence = rng.uniform(0.35, 0.99)
         label = truth if rng.random() < confidence else rng.choice(CATEGORIES)
         item = make_item(phase=2, confidence=confidence, label=label, value={"category": label})
-        autonomy.review_item_decide(item=item, actor=sam, label=truth)
+        controller.review_item_answer(item=item, actor=sam, label=truth)
         if n % 3 == 0:
             applied = make_item(
                 decision_type="priority", phase=3, confidence=rng.uniform(0.85, 0.99), ticket=item.ticket
             )
-            autonomy.review_item_decide(
+            controller.review_item_answer(
                 item=applied, actor=sam, label="HIGH" if rng.random() < 0.93 else "LOW"
             )
         age = timezone.timedelta(days=rng.uniform(0, 29.5))

@@ -9,9 +9,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from autonomy import services as autonomy
 from autonomy.calibration import wilson_interval
 from autonomy.models import AutomationPolicy
+from autonomy.services import controller
 from tests.factories import TicketFactory
 from tests.review.conftest import make_item, set_phase
 
@@ -22,7 +22,7 @@ def _decided(supervisor, *, label: str, confidence: float, answer: str, phase: i
     item = make_item(
         phase=phase, confidence=confidence, label=label, value={"category": label}, ticket=ticket
     )
-    autonomy.review_item_decide(item=item, actor=supervisor, label=answer)
+    controller.review_item_answer(item=item, actor=supervisor, label=answer)
     return item
 
 

@@ -6,8 +6,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from autonomy import services
 from autonomy.models import Alert, AutomationPolicy, PhaseTransition, RollbackPoint
+from autonomy.services import transitions
 from tests.review.conftest import set_phase
 
 PAGES = ["/supervisor/autonomy/", "/supervisor/alerts/", "/supervisor/calibration/", "/supervisor/dashboard/"]
@@ -329,8 +329,8 @@ def test_the_autonomy_page_takes_as_many_queries_with_a_long_history(supervisor_
         return len(captured)
 
     def round_trip() -> None:
-        services.policy_promote(policy=policy, actor=supervisor, reason="agreement 91 % on 400 reviews")
-        services.policy_demote(policy=policy, actor=supervisor, reason="not yet", to_phase=2)
+        transitions.policy_promote(policy=policy, actor=supervisor, reason="agreement 91 % on 400 reviews")
+        transitions.policy_demote(policy=policy, actor=supervisor, reason="not yet", to_phase=2)
 
     round_trip()
     few = queries()

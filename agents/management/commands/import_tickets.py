@@ -5,8 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from agents import services
-from agents.models import DecisionType
+from agents import decision_types, services
 
 SUBJECT_FROM_TEXT = 80
 
@@ -15,7 +14,7 @@ def _label_option(value: str) -> tuple[str, str]:
     decision_type, sep, column = value.partition("=")
     if not sep or not column:
         raise ValueError(value)
-    if decision_type not in DecisionType.values:
+    if decision_type not in decision_types.names():
         raise ValueError(value)
     return decision_type, column
 
@@ -37,7 +36,7 @@ class Command(BaseCommand):
             type=_label_option,
             required=True,
             metavar="TYPE=COLUMN",
-            help=f"Decision type and the column with its label; types: {', '.join(DecisionType.values)}.",
+            help=f"Decision type and the column with its label; types: {', '.join(decision_types.names())}.",
         )
         parser.add_argument("--source", help="Source name of the tickets (default: import:<file name>).")
 

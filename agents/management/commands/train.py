@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from agents import services
-from agents.models import DecisionType, HumanLabel, ModelVersion
+from agents import decision_types, services
+from agents.models import HumanLabel, ModelVersion
 
 
 class Command(BaseCommand):
@@ -10,7 +10,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--decision-type",
-            choices=DecisionType.values,
+            choices=decision_types.names(),
             action="append",
             help="Train only this decision type (repeatable; default: every type with labels).",
         )
