@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "agents",
     "autonomy",
     "review",
+    "lab",  # simulation, offline evaluation and demo data; no product app imports it
 ]
 
 MIDDLEWARE = [

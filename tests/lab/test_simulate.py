@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from autonomy.models import AutomationPolicy, PhaseTransition
-from autonomy.simulation import Options, Row, simulate, tasks_in_process
+from lab.simulation import Options, Row, simulate, tasks_in_process
 from tests.conftest import REPO
 from tickets.demo import generate_tickets
 

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from autonomy.management.commands.evaluate import calibration_folds
+from lab.management.commands.evaluate import calibration_folds
 from tickets.demo import generate_tickets
 
 OUT_OF_SCOPE = [
