@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from agents.models import KnowledgeArticle
 from agents.services import HistoryRow
-from tickets.demo import iter_tickets
+from lab.demo import iter_tickets
 from tickets.models import Category
 
 A, T = KnowledgeArticle.Kind.ARTICLE, KnowledgeArticle.Kind.TEMPLATE
