@@ -53,7 +53,7 @@ def percentiles(values: list[float]) -> dict:
 
 
 def queue_tickets(count: int, source: str) -> list[int]:
-    from tickets.demo import iter_tickets
+    from lab.demo import iter_tickets
     from tickets.serializers import WebhookTicketSerializer
     from tickets.services import ticket_create
 

@@ -35,7 +35,7 @@ def _prepare() -> tuple[dict[str, str], str | None]:
 
     call_command("migrate", interactive=False, verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
-    from tickets.services import demo_users_ensure
+    from lab.services import demo_users_ensure
 
     password = demo_users_ensure(password=os.environ.get("CSAI_DEMO_PASSWORD") or None)
     call_command("seed_agents")  # before the demo tickets, so the agents can decide them

@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "agents",
     "autonomy",
     "review",
+    "lab",  # simulation, offline evaluation and demo data; no product app imports it
 ]
 
 MIDDLEWARE = [

@@ -1,20 +1,17 @@
 """Every write to tickets, customers and messages goes through these services."""
 
 import logging
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.db.models import Case, ExpressionWrapper, F, Q, Value, When
 from django.db.models.fields import DateTimeField, DurationField
 from django.utils import timezone
 
 from csai.logging import new_correlation_id
-from tickets import roles, signals
+from tickets import signals
 from tickets.models import Customer, Message, Priority, SLAPolicy, Ticket
 
 logger = logging.getLogger(__name__)
@@ -238,28 +235,6 @@ def sla_refresh(*, now: datetime | None = None) -> int:
     open_tickets = Ticket.objects.filter(resolved_at__isnull=True)
     changed = open_tickets.annotate(new_state=new_state).exclude(sla_state=F("new_state"))
     return Ticket.objects.filter(pk__in=changed.values("pk")).update(sla_state=new_state)
-
-
-DEMO_USERS = {"reviewer": roles.REVIEWER, "supervisor": roles.SUPERVISOR}
-
-
-def demo_users_ensure(*, password: str | None) -> str | None:
-    """Create the demo ``reviewer`` and ``supervisor`` logins if they are missing.
-
-    With ``password`` given, both get it (also when they exist). Without it, new users get
-    a generated password, which is returned so the caller can show it once; None when
-    nothing new needed a password.
-    """
-    shown = None
-    for username, role in DEMO_USERS.items():
-        user, created = get_user_model().objects.get_or_create(username=username, defaults={"is_staff": True})
-        if created or password:
-            if password is None:
-                shown = shown or secrets.token_urlsafe(12)
-            user.set_password(password or shown)
-            user.save(update_fields=["password"])
-        user.groups.add(Group.objects.get(name=role))
-    return shown
 
 
 def ticket_reopen(*, ticket: Ticket) -> None:

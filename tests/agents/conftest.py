@@ -5,10 +5,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
-from agents import demo, llm, loaded
+from agents import llm, loaded
 from agents.ml import TextClassifier
 from agents.models import ModelVersion
 from csai.celery import app as celery_app
+from lab import starter
 from tests.factories import CustomerFactory, TicketFactory
 from tickets.models import Ticket, Tier
 
@@ -18,7 +19,7 @@ TRAINING_TICKETS = 400
 @pytest.fixture(scope="session")
 def demo_classifiers() -> dict[str, TextClassifier]:
     """Category and priority models trained once per session on demo history (no database)."""
-    rows = list(demo.history_rows(count=TRAINING_TICKETS))
+    rows = list(starter.history_rows(count=TRAINING_TICKETS))
     texts = [f"{row.subject}\n{row.body}" for row in rows]
     return {
         decision_type: TextClassifier.fit(texts, [row.labels[decision_type] for row in rows])
@@ -49,7 +50,7 @@ def trained_models(db, demo_classifiers) -> dict[str, ModelVersion]:
 
 @pytest.fixture
 def knowledge(db):
-    demo.knowledge_load()
+    starter.knowledge_load()
     loaded.forget_loaded()
 
 

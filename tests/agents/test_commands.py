@@ -7,8 +7,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from agents import demo
 from agents.models import HumanLabel, ModelVersion
+from lab import starter
 from tickets.models import Ticket
 
 HISTORY = 300
@@ -20,7 +20,7 @@ def history_csv(tmp_path):
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "subject", "text", "cat", "prio"])
-        for row in demo.history_rows(count=HISTORY):
+        for row in starter.history_rows(count=HISTORY):
             writer.writerow(
                 [row.external_id, row.subject, row.body, row.labels["category"], row.labels["priority"]]
             )

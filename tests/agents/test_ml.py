@@ -6,7 +6,7 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from agents.ml import Prediction, TextClassifier, metrics
-from tickets.demo import generate_tickets
+from lab.demo import generate_tickets
 
 OUT_OF_SCOPE = [
     "Preheat the oven to 180 degrees, whisk three eggs with the sugar and fold in the flour.",

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from agents.retrieval import KnowledgeIndex
 from agents.tools import Amount, Entities, extract_entities, outage_matches, priority_score
-from tickets.demo import generate_tickets
+from lab.demo import generate_tickets
 from tickets.models import Priority, Tier
 
 CHECKOUT_EMAIL = """Hi team,

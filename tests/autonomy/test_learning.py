@@ -2,18 +2,19 @@
 
 import pytest
 
-from agents import demo, loaded
+from agents import loaded
 from agents.models import HumanLabel, ModelVersion
 from agents.services import held_out, history_import
 from autonomy import selectors
 from autonomy.models import AutomationPolicy
 from autonomy.services import learning
+from lab import starter
 
 
 @pytest.fixture
 def labelled(db):
     """300 imported demo tickets with their true categories (a fifth of them held out)."""
-    history_import(rows=demo.history_rows(count=300), source="history")
+    history_import(rows=starter.history_rows(count=300), source="history")
     loaded.forget_loaded()
     yield
     loaded.forget_loaded()
@@ -56,7 +57,7 @@ def test_a_worse_candidate_is_rejected_and_the_current_model_stays(labelled):
 @pytest.mark.django_db
 def test_without_held_out_tickets_to_judge_on_a_model_in_use_is_not_replaced():
     # 60 tickets: about a dozen held out, too few to judge a candidate on.
-    history_import(rows=demo.history_rows(count=60), source="history")
+    history_import(rows=starter.history_rows(count=60), source="history")
     loaded.forget_loaded()
     first = learning.model_retrain(decision_type="category")
     assert first.status == "promoted-unjudged"  # a first model is better than none

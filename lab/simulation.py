@@ -17,16 +17,18 @@ import logging
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
+from agents import decision_types
 from agents.ml import expected_calibration_error
 from agents.models import DecisionType
-from autonomy import selectors, services
+from autonomy import selectors
 from autonomy.models import Alert, Disposition, PhaseTransition, ReviewItem
+from autonomy.services import controller, learning, monitor, transitions
 from csai.celery import app as celery_app
 from tickets.models import Channel, Ticket, Tier
 from tickets.roles import REVIEWER, SUPERVISOR
@@ -52,7 +54,7 @@ class Options:
     seed: int = 0
     # Reviewed decisions a threshold needs (the policy's min_samples).
     min_samples: int = 100
-    # Overrides of the phase criteria (autonomy.selectors.DEFAULT_CRITERIA), as a policy holds them.
+    # Overrides of the phase criteria (settings.CSAI_PHASE_CRITERIA), as a policy holds them.
     criteria: dict = field(default_factory=dict)
 
 
@@ -118,27 +120,27 @@ def _review(ticket_id: int, truth: str, labels: list[str], reviewer, options: Op
         answer = truth
         if rng.random() < options.reviewer_error_rate:
             answer = rng.choice([label for label in labels if label != truth] or [truth])
-        services.review_item_decide(item=item, actor=reviewer, label=answer, seconds=20.0)
+        controller.review_item_answer(item=item, actor=reviewer, label=answer, seconds=20.0)
 
 
 def _supervise(supervisor, journal: Journal) -> None:
     """Monitor, learn, recalibrate, then promote or accept proposed demotions."""
-    for alert in services.quality_check(decision_type=CATEGORY):
-        policy = services.policy_for(CATEGORY)
+    for alert in monitor.quality_check(decision_type=CATEGORY):
+        policy = controller.policy_for(CATEGORY)
         if alert.proposed_phase and policy.phase > alert.proposed_phase:
-            services.policy_demote(
+            transitions.policy_demote(
                 policy=policy,
                 actor=supervisor,
                 to_phase=alert.proposed_phase,
                 reason=f"Accepting the monitor's proposal ({alert.type}): {alert.recommendation}",
             )
-        services.alert_acknowledge(alert=alert, actor=supervisor, note="simulated supervisor")
+        monitor.alert_acknowledge(alert=alert, actor=supervisor, note="simulated supervisor")
     if selectors.retrain_due(decision_type=CATEGORY):
-        journal.retrains.append(services.model_retrain(decision_type=CATEGORY))
-    services.calibration_refresh(decision_type=CATEGORY)
-    if proposal := services.promotion_propose(decision_type=CATEGORY):
+        journal.retrains.append(asdict(learning.model_retrain(decision_type=CATEGORY)))
+    learning.calibration_refresh(decision_type=CATEGORY)
+    if proposal := monitor.promotion_propose(decision_type=CATEGORY):
         reason = f"As proposed: {proposal.metric} {proposal.value:.3f} on {proposal.samples} reviewed."
-        services.policy_promote(policy=services.policy_for(CATEGORY), actor=supervisor, reason=reason)
+        transitions.policy_promote(policy=controller.policy_for(CATEGORY), actor=supervisor, reason=reason)
 
 
 def simulate(
@@ -152,23 +154,35 @@ def simulate(
     labels the report: from that position on, the rows came from another source."""
     rng = random.Random(options.seed)
     reviewer, supervisor = _users()
-    policy = services.policy_for(CATEGORY)
+    policy = controller.policy_for(CATEGORY)
     policy.target_precision = options.target_precision
     policy.criteria = options.criteria
     policy.min_samples = options.min_samples
     policy.save(update_fields=["target_precision", "criteria", "min_samples", "updated_at"])
     labels = sorted({row.label for row in rows})
     journal = Journal()
-    for index, row in enumerate(rows):
-        data = _ticket(index, row, rng)
-        journal.truth[data.external_id] = row.label
-        journal.order[data.external_id] = index
-        ticket, _ = ticket_create(data=data)  # eager Celery: intake and all four agents run now
-        _review(ticket.pk, row.label, labels, reviewer, options, rng)
-        if (index + 1) % options.check_every == 0:
-            _supervise(supervisor, journal)
-        progress(1)
+    with _category_labels(labels):
+        for index, row in enumerate(rows):
+            data = _ticket(index, row, rng)
+            journal.truth[data.external_id] = row.label
+            journal.order[data.external_id] = index
+            ticket, _ = ticket_create(data=data)  # eager Celery: intake and all four agents run now
+            _review(ticket.pk, row.label, labels, reviewer, options, rng)
+            if (index + 1) % options.check_every == 0:
+                _supervise(supervisor, journal)
+            progress(1)
     return report(journal, drift_at=drift_at)
+
+
+@contextmanager
+def _category_labels(labels: list[str]):
+    """The replayed data's own categories are what its reviewer may answer, for the run."""
+    product = decision_types.get(CATEGORY)
+    decision_types.register(replace(product, fixed_labels=tuple(labels)))
+    try:
+        yield
+    finally:
+        decision_types.register(product)
 
 
 def report(journal: Journal, *, drift_at: int | None) -> dict:
@@ -244,7 +258,7 @@ def report(journal: Journal, *, drift_at: int | None) -> dict:
     ]
     result = {
         "tickets": tickets,
-        "final_phase": services.policy_for(CATEGORY).phase,
+        "final_phase": controller.policy_for(CATEGORY).phase,
         "autonomous_rate": overall["applied"] / tickets if tickets else 0.0,
         "autonomous_precision": overall["right"] / overall["applied"] if overall["applied"] else None,
         "human_decisions": len(humans),

@@ -4,8 +4,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from agents import demo, services
+from agents import services
 from agents.models import HumanLabel
+from lab import starter
 
 
 class Command(BaseCommand):
@@ -19,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--history", type=int, default=1500, help="Labeled demo tickets (default 1500).")
 
     def handle(self, *args, history: int, verbosity: int, **options):
-        created = demo.knowledge_load()
+        created = starter.knowledge_load()
         self.stdout.write(f"Knowledge base: {created} starter articles and templates added.")
         if not HumanLabel.objects.exists():
             with tqdm(
@@ -30,7 +31,7 @@ class Command(BaseCommand):
                 disable=None if verbosity else True,
             ) as bar:
                 created = services.history_import(
-                    rows=demo.history_rows(count=history), source="demo-history", progress=bar.update
+                    rows=starter.history_rows(count=history), source="demo-history", progress=bar.update
                 )
             self.stdout.write(f"Demo history: {created} labeled tickets imported.")
         call_command("train", if_missing=True, stdout=self.stdout)

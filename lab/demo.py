@@ -19,7 +19,7 @@ from itertools import islice
 
 from tickets.models import Category, Channel, Priority, Tier
 
-C, H, M, L = Priority.CRITICAL, Priority.HIGH, Priority.MEDIUM, Priority.LOW
+CRITICAL, HIGH, MEDIUM, LOW = Priority.CRITICAL, Priority.HIGH, Priority.MEDIUM, Priority.LOW
 
 # --- customers ----------------------------------------------------------------------------
 
@@ -139,7 +139,7 @@ class _Template:
 _TEMPLATES: dict[str, list[_Template]] = {
     Category.TECHNICAL_ISSUE: [
         _Template(
-            (C, H, M),
+            (CRITICAL, HIGH, MEDIUM),
             "Can't log in to the dashboard - {error}",
             "None of us have been able to sign in to the dashboard {when}. After entering the password the "
             'page spins for a while and then shows "{error}". We tried {browser} and cleared '
@@ -147,7 +147,7 @@ _TEMPLATES: dict[str, list[_Template]] = {
             "cant log in, getting {error} right after the password screen. tried {browser} too",
         ),
         _Template(
-            (C, H, M),
+            (CRITICAL, HIGH, MEDIUM),
             "API returning {error} on /v2/orders",
             "Our integration has been getting {error} from https://api.example.com/v2/orders {when}. "
             "Roughly one call in three fails and retries only sometimes go through. Nothing changed "
@@ -155,7 +155,7 @@ _TEMPLATES: dict[str, list[_Template]] = {
             "api calls to /v2/orders failing with {error} {when}. acct {acc}",
         ),
         _Template(
-            (C, H, M),
+            (CRITICAL, HIGH, MEDIUM),
             "Inventory sync stuck",
             'The inventory sync has been stuck {when}. The status page says "last synced 3h ago" '
             "and the sync log shows {error}. Order {order} was sold twice because the stock level "
@@ -163,7 +163,7 @@ _TEMPLATES: dict[str, list[_Template]] = {
             "sync is stuck again?? log says {error}. order {order} got oversold",
         ),
         _Template(
-            (H, M, L),
+            (HIGH, MEDIUM, LOW),
             "Order confirmation emails not arriving",
             "Our customers have not been receiving order confirmation emails {when}. We checked spam "
             "folders, nothing there. Example: order {order}, the buyer ({other_email}) never got "
@@ -171,7 +171,7 @@ _TEMPLATES: dict[str, list[_Template]] = {
             "confirmation emails arent going out {when}, e.g. order {order}",
         ),
         _Template(
-            (H, M, L),
+            (HIGH, MEDIUM, LOW),
             "Reports page extremely slow",
             "The reports page now takes over a minute to load and often ends with {error}. It used "
             "to open instantly. This happens on {browser} and for my colleagues as well.",
@@ -180,7 +180,7 @@ _TEMPLATES: dict[str, list[_Template]] = {
     ],
     Category.BILLING_INQUIRY: [
         _Template(
-            (H, M, L),
+            (HIGH, MEDIUM, LOW),
             "Charged twice for invoice {invoice}",
             "We were charged {amount} twice this month for invoice {invoice} on account {acc}. Our "
             "card statement shows two identical transactions on the same day. Please look into the "
@@ -188,7 +188,7 @@ _TEMPLATES: dict[str, list[_Template]] = {
             "why was I charged {amount} twice?? invoice {invoice}, acct {acc}",
         ),
         _Template(
-            (C, H, M),
+            (CRITICAL, HIGH, MEDIUM),
             "Payment failed with {error} - account suspension warning",
             "Our renewal payment failed with {error} although the card is valid and has funds. The "
             "banner in the app says account {acc} will be suspended. Can you retry the charge or "
@@ -196,21 +196,21 @@ _TEMPLATES: dict[str, list[_Template]] = {
             "payment keeps failing with {error} and now it says our account will be suspended",
         ),
         _Template(
-            (M, L),
+            (MEDIUM, LOW),
             "Question about invoice {invoice}",
             "Invoice {invoice} shows {amount}, but our plan ({plan}, {seats} seats) should come to "
             "{amount2}. Could someone explain the difference? Is there a proration I'm missing?",
             "question on invoice {invoice} - {amount} looks wrong, we're on {plan}",
         ),
         _Template(
-            (M, L),
+            (MEDIUM, LOW),
             "VAT number missing on invoices",
             "Could you add our VAT number to future invoices and reissue {invoice} ({amount})? Our "
             "finance team ({other_email}) cannot book it otherwise.",
             "need our VAT number on invoice {invoice} please, finance won't accept it",
         ),
         _Template(
-            (H, M, L),
+            (HIGH, MEDIUM, LOW),
             "Billed after cancelling order {order}",
             "I cancelled order {order} within the trial period but was still billed {amount}. I'd "
             "like that charge reversed, please.",
@@ -219,7 +219,7 @@ _TEMPLATES: dict[str, list[_Template]] = {
     ],
     Category.FEATURE_REQUEST: [
         _Template(
-            (M, L),
+            (MEDIUM, LOW),
             "Feature request: keep filters in CSV export",
             "It would be great if the CSV export kept the filters we set on the {area}. Right now "
             "we export everything and filter in a spreadsheet, which costs our team about an hour "
@@ -227,28 +227,28 @@ _TEMPLATES: dict[str, list[_Template]] = {
             "would be nice if the export kept my filters",
         ),
         _Template(
-            (M, L),
+            (MEDIUM, LOW),
             "Single sign-on with Okta?",
             "We are rolling out Okta across the company and would love SAML single sign-on for our "
             "{seats} users. Is this on your roadmap? It would make onboarding much easier.",
             "is SSO (okta / saml) on the roadmap? we have {seats} users",
         ),
         _Template(
-            (L,),
+            (LOW,),
             "Dark mode for the {area}",
             "Several people on my team asked whether a dark mode for the {area} is planned. Our "
             "agents work late shifts and the bright screen is tiring.",
             "any plans for dark mode?",
         ),
         _Template(
-            (M, L),
+            (MEDIUM, LOW),
             "Webhook event for refunds",
             "We'd like a webhook event when a refund is issued, similar to order.created. Today we "
             "poll https://api.example.com/v2/refunds every five minutes, which feels wasteful.",
             "feature idea: send a webhook when a refund is issued, polling is meh",
         ),
         _Template(
-            (M, L),
+            (MEDIUM, LOW),
             "More than 5 custom fields",
             "The limit of 5 custom fields per record is too low for us. We would happily move to "
             "{plan} if it included more. Account {acc}.",
@@ -257,7 +257,7 @@ _TEMPLATES: dict[str, list[_Template]] = {
     ],
     Category.BUG_REPORT: [
         _Template(
-            (H, M, L),
+            (HIGH, MEDIUM, LOW),
             "Totals don't add up on the revenue report",
             "The totals on the revenue report are wrong: the daily rows add up to {amount} but the "
             "total line shows {amount2}. Steps: open Reports > Revenue, pick last month, group by "
@@ -265,28 +265,28 @@ _TEMPLATES: dict[str, list[_Template]] = {
             "revenue report total is {amount2} but rows add up to {amount}. bug?",
         ),
         _Template(
-            (C, H, M),
+            (CRITICAL, HIGH, MEDIUM),
             "Save button does nothing ({error})",
             "When I edit a customer record and click Save, nothing happens and my changes are lost. "
             "The browser console shows {error}. I can reproduce it every time on {browser}.",
             "save button does nothing, console says {error}",
         ),
         _Template(
-            (M, L),
+            (MEDIUM, LOW),
             "Dates shifted by one day in CSV export",
             "In the CSV export every date is one day earlier than in the app. Order {order} shows "
             "14 March in the app and 13 March in the file. Looks like a time zone issue.",
             "export dates are off by one day, see order {order}",
         ),
         _Template(
-            (H, M),
+            (HIGH, MEDIUM),
             "Mobile app crashes when attaching a photo",
             "The app ({browser}) closes as soon as I attach a photo. Error {error} flashes right "
             "before it crashes. It worked fine before last week's update.",
             "app crashes when i attach a photo, saw {error} for a second",
         ),
         _Template(
-            (H, M, L),
+            (HIGH, MEDIUM, LOW),
             "Every notification arrives twice",
             "Since the last update every notification arrives twice, in the app and by email to "
             "{email}. This happens for all users on account {acc}.",
@@ -295,35 +295,35 @@ _TEMPLATES: dict[str, list[_Template]] = {
     ],
     Category.ACCOUNT_MANAGEMENT: [
         _Template(
-            (C, H),
+            (CRITICAL, HIGH),
             "Locked out after changing phone (2FA)",
             "I changed my phone and now I can't get past two-factor authentication. My login is "
             "{email}, account {acc}. I'm the only admin, so nobody else can reset it.",
             "locked out, 2fa codes go to my old phone. acct {acc}",
         ),
         _Template(
-            (C, H, M),
+            (CRITICAL, HIGH, MEDIUM),
             "Remove access for a former employee",
             "One of our admins left the company last Friday. Please remove their access and "
             "transfer ownership of account {acc} to {other_email}.",
             "pls remove access for an ex-employee and make {other_email} the owner",
         ),
         _Template(
-            (M, L),
+            (MEDIUM, LOW),
             "Upgrade to {plan}",
             "We'd like to move to the {plan} plan with {seats} seats starting next month. What do "
             "I need to do? Account {acc}.",
             "how do I upgrade to {plan}? need {seats} seats",
         ),
         _Template(
-            (M, L),
+            (MEDIUM, LOW),
             "Change the account email address",
             "Please change the primary email on account {acc} from {email} to {other_email}. Our "
             "domain is changing at the end of the month.",
             "need to change my login email to {other_email}",
         ),
         _Template(
-            (M, L),
+            (MEDIUM, LOW),
             "Closing our account",
             "We are winding down the project and would like to close account {acc} at the end of "
             "the billing period. Please confirm what happens to our data.",
@@ -332,35 +332,35 @@ _TEMPLATES: dict[str, list[_Template]] = {
     ],
     Category.GENERAL_SUPPORT: [
         _Template(
-            (M, L),
+            (MEDIUM, LOW),
             "How do I import contacts?",
             "Is there a way to import our existing contacts from a spreadsheet? I looked in the "
             "help center (https://help.example.com/import) but couldn't find it.",
             "hi, how do I import contacts from a spreadsheet?",
         ),
         _Template(
-            (M, L),
+            (MEDIUM, LOW),
             "Support availability over the holidays",
             "Will your support team be available over the holidays? We have a big launch planned "
             "and want to know whom to contact if something comes up.",
             "are you open over the holidays? we have a launch coming",
         ),
         _Template(
-            (M, L),
+            (MEDIUM, LOW),
             "Training for new team members",
             "We have {seats} new people starting next month. Do you offer onboarding sessions or "
             "recorded training we could use?",
             "do you have training for new users?",
         ),
         _Template(
-            (M, L),
+            (MEDIUM, LOW),
             "Where are the API docs?",
             "Where can I find the documentation for the API? The link in the welcome email "
             "(https://docs.example.com/v1) seems to be outdated.",
             "where are the api docs? link in the welcome mail is dead",
         ),
         _Template(
-            (M, L),
+            (MEDIUM, LOW),
             "Where is our data stored?",
             "Our legal team asks where customer data is stored (EU or US) and whether you have a "
             "data processing agreement we can sign. Please reply to {other_email} as well.",
@@ -378,38 +378,38 @@ _CATEGORY_WEIGHTS = {
     Category.ACCOUNT_MANAGEMENT: 15,
     Category.GENERAL_SUPPORT: 15,
 }
-_PRIORITY_WEIGHTS = {C: 1, H: 3, M: 4, L: 3}
+_PRIORITY_WEIGHTS = {CRITICAL: 1, HIGH: 3, MEDIUM: 4, LOW: 3}
 
 # The urgency and impact wording that signals the priority.
 _IMPACT = {
-    C: [
+    CRITICAL: [
         "This is critical: our whole team of {users} is blocked and it is costing us money every "
         "hour. Please escalate immediately.",
         "URGENT - our own customers are affected right now. We need someone on this within the hour.",
         "This is an emergency for us, nothing works and our CEO is asking for updates every 15 "
         "minutes. Please call me back as soon as possible.",
     ],
-    H: [
+    HIGH: [
         "This is blocking a good part of our team today, so we'd appreciate a quick response.",
         "We need this sorted before month-end close on Friday, please treat it as high priority.",
         "Several colleagues are affected and there is no workaround. Please look at it as soon as possible.",
     ],
-    M: [
+    MEDIUM: [
         "Not blocking us, but we'd like to get it sorted soon.",
         "We'd appreciate an answer this week if possible.",
         "Could you look into it when you get a chance?",
     ],
-    L: [
+    LOW: [
         "No rush at all, just wanted to flag it.",
         "Not urgent, whenever you have a moment.",
         "Low priority for us, but it would be nice to know.",
     ],
 }
 _CHAT_IMPACT = {
-    C: ["URGENT everything is down!!", "this is critical, whole team blocked", "need help NOW pls"],
-    H: ["pretty urgent pls", "this is blocking us today", "need this fixed asap"],
-    M: ["not blocking us but would be good to sort soon", "when you get a chance", ""],
-    L: ["no rush", "not urgent", "just curious"],
+    CRITICAL: ["URGENT everything is down!!", "this is critical, whole team blocked", "need help NOW pls"],
+    HIGH: ["pretty urgent pls", "this is blocking us today", "need this fixed asap"],
+    MEDIUM: ["not blocking us but would be good to sort soon", "when you get a chance", ""],
+    LOW: ["no rush", "not urgent", "just curious"],
 }
 
 _ERRORS = {

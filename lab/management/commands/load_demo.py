@@ -4,8 +4,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from csai.logging import new_correlation_id, set_correlation_id
+from lab.demo import generate_tickets
 from tickets import services
-from tickets.demo import generate_tickets
 from tickets.models import Ticket
 from tickets.serializers import WebhookTicketSerializer
 

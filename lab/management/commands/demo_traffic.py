@@ -9,8 +9,8 @@ import httpx
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from lab.demo import iter_tickets
 from tickets import webhooks
-from tickets.demo import iter_tickets
 
 logger = logging.getLogger(__name__)
 

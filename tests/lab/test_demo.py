@@ -5,8 +5,8 @@ from itertools import islice
 import pytest
 from django.core.management import call_command
 
+from lab.demo import customer_pool, generate_tickets, iter_tickets
 from tests.conftest import WEBHOOK_SECRET
-from tickets.demo import customer_pool, generate_tickets, iter_tickets
 from tickets.models import Category, Channel, Customer, Message, Priority, Ticket, Tier
 from tickets.serializers import WebhookTicketSerializer
 

@@ -11,8 +11,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from autonomy.management.commands.evaluate import calibration_folds
-from tickets.demo import generate_tickets
+from lab.demo import generate_tickets
+from lab.management.commands.evaluate import calibration_folds
 
 OUT_OF_SCOPE = [
     "Preheat the oven to 180 degrees, whisk three eggs with the sugar and fold in the flour.",

@@ -12,9 +12,9 @@ from django.conf import settings
 from django.db import connection
 
 from autonomy.models import AutomationPolicy, PhaseTransition
-from autonomy.simulation import Options, Row, simulate, tasks_in_process
+from lab.demo import generate_tickets
+from lab.simulation import Options, Row, simulate, tasks_in_process
 from tests.conftest import REPO
-from tickets.demo import generate_tickets
 
 # Lower bars than the defaults, so a few hundred demo tickets are enough for the journey.
 QUICK = {

@@ -11,8 +11,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 from tqdm import tqdm
 
-from autonomy.csvrows import load_rows, parse_where
-from autonomy.simulation import Options, Row, shuffled, simulate, tasks_in_process
+from lab.csvrows import load_rows, parse_where
+from lab.simulation import Options, Row, shuffled, simulate, tasks_in_process
 
 DATABASE_PREFIX = "csai_simulate_"
 

@@ -25,7 +25,7 @@ from agents.ml import (
     reliability_bins,
 )
 from autonomy.calibration import calibration_fit, coverage_at, threshold_select, thresholds_per_class
-from autonomy.csvrows import load_rows, parse_where
+from lab.csvrows import load_rows, parse_where
 
 # The naive rule the calibrated threshold is compared with: act when the raw confidence is >= 0.7.
 FIXED_THRESHOLD = 0.7

@@ -1,0 +1,29 @@
+"""Writes that only the lab and the ``make run`` demo need."""
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from tickets import roles
+
+DEMO_USERS = {"reviewer": roles.REVIEWER, "supervisor": roles.SUPERVISOR}
+
+
+def demo_users_ensure(*, password: str | None) -> str | None:
+    """Create the demo ``reviewer`` and ``supervisor`` logins if they are missing.
+
+    With ``password`` given, both get it (also when they exist). Without it, new users get
+    a generated password, which is returned so the caller can show it once; None when
+    nothing new needed a password.
+    """
+    shown = None
+    for username, role in DEMO_USERS.items():
+        user, created = get_user_model().objects.get_or_create(username=username, defaults={"is_staff": True})
+        if created or password:
+            if password is None:
+                shown = shown or secrets.token_urlsafe(12)
+            user.set_password(password or shown)
+            user.save(update_fields=["password"])
+        user.groups.add(Group.objects.get(name=role))
+    return shown
