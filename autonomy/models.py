@@ -80,6 +80,11 @@ class Phase(models.IntegerChoices):
     def next(self) -> "Phase | None":
         return Phase(self + 1) if self < Phase.FULL_AUTONOMY else None
 
+    @property
+    def lower(self) -> list["Phase"]:
+        """The phases a demotion may go to."""
+        return [phase for phase in Phase if phase < self]
+
 
 class AutomationPolicy(models.Model):
     """How far the machine may act on one decision type (SPEC "Autonomy")."""

@@ -19,7 +19,7 @@ from autonomy import selectors as autonomy_selectors
 from autonomy.models import Alert, AutomationPolicy, Phase, RollbackPoint
 from autonomy.services import monitor, transitions
 from csai.errors import ApplicationError
-from review import charts, forms, reports
+from review import charts, dashboard, forms, reports
 from review.roles import SUPERVISE
 from review.views import console_view, page_or_partial
 
@@ -258,9 +258,9 @@ def dashboard_page(request):
         context = {"form": form, "report": None, "days": 30, "day_choices": DAY_CHOICES}
         return page_or_partial(request, "supervisor/dashboard.html", "dashboard", context, status=400)
     export = _wants_export(request)
-    report = reports.dashboard_report(days=form.cleaned_data["days"])
+    report = dashboard.dashboard_report(days=form.cleaned_data["days"])
     if export:
-        rows = reports.dashboard_rows(report)
+        rows = dashboard.dashboard_rows(report)
         data = {**report, "series": rows}
         return _export(export, f"dashboard-{report['days']}d", rows=rows, data=data)
     figures = [
