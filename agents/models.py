@@ -190,6 +190,8 @@ class AgentDecision(models.Model):
             models.Index(fields=["ticket", "created_at"], name="agentdecision_ticket_idx"),
             # Reports and calibration: one decision type over time.
             models.Index(fields=["decision_type", "-created_at"], name="agentdecision_type_created_idx"),
+            # autonomy.selectors.decisions_without_disposition: decisions by creation time.
+            models.Index(fields=["created_at"], name="agentdecision_created_idx"),
         ]
 
     def __str__(self) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from agents import signals
@@ -141,8 +141,24 @@ def dead_letter_record(
     return letter
 
 
+def dead_letters_to_retry(*, error_types: tuple[str, ...], max_retries: int, limit: int) -> list[DeadLetter]:
+    """Letters nobody retried yet, of dead runs, failed with one of ``error_types``, whose run
+    has died of those errors at most ``max_retries`` times before: oldest first."""
+    letters = (
+        DeadLetter.objects.filter(
+            retried_at__isnull=True, error_type__in=error_types, run__status=PipelineRun.Status.DEAD
+        )
+        .annotate(deaths=Count("run__dead_letters", filter=Q(run__dead_letters__error_type__in=error_types)))
+        .filter(deaths__lte=max_retries)
+        .select_related("run")
+        .order_by("created_at")
+    )
+    return list(letters[:limit])
+
+
 def dead_letter_retry(*, letter: DeadLetter, actor, enqueue: Callable[[str, list, str], None]) -> bool:
-    """Send a dead-lettered step again; False when it was already retried.
+    """Send a dead-lettered step again (``actor`` None: the pipeline sweep); False when it
+    was already retried.
 
     ``enqueue(task_name, args, correlation_id)`` runs after commit.
     """

@@ -3,9 +3,10 @@
 classify (stage classifier → selection) → select (→ action) → escalate → update (→ end).
 A step reloads its run by id, checks the ticket's stage, and finds the decisions it
 already stored, so a step delivered twice (``acks_late``, a worker killed mid-task)
-writes nothing twice. Transient errors retry with backoff and jitter, five tries in all;
-then a dead letter keeps the step for a person to retry, and a sweep restarts runs
-whose next message was lost.
+writes nothing twice. Infrastructure errors retry with backoff for minutes
+(csai.resilience); then a dead letter keeps the step. The sweep restarts runs whose next
+message was lost, and retries runs that died of the infrastructure once it is back; a run
+dead of a bug stays dead until a person retries it (the dead letter's admin action).
 """
 
 import logging
@@ -13,10 +14,9 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-import redis
 from celery import Task, current_app, shared_task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from agents import decision_types, services
@@ -25,33 +25,34 @@ from agents.decision_types import Step
 from agents.models import AgentDecision, PipelineRun
 from agents.proposers import Proposal
 from csai.logging import TASK_HEADER
+from csai.resilience import INFRASTRUCTURE_ERROR_NAMES, ResilientTask
 from tickets.models import Ticket
 from tickets.services import ticket_advance_stage
 
 logger = logging.getLogger(__name__)
 
-TRANSIENT_ERRORS = (OperationalError, InterfaceError, redis.ConnectionError, redis.TimeoutError)
-MAX_TRIES = 5
+MAX_TRIES = ResilientTask.max_retries + 1
 
 
-class PipelineTask(Task):
-    """Retries transient errors; a step that fails for good becomes a dead letter."""
-
-    acks_late = True
-    autoretry_for = TRANSIENT_ERRORS
-    retry_backoff = True
-    retry_backoff_max = 120
-    retry_jitter = True
-    max_retries = MAX_TRIES - 1
+class PipelineTask(ResilientTask):
+    """A step that fails for good becomes a dead letter; infrastructure errors retry first."""
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
-        services.dead_letter_record(
-            task_name=self.name,
-            run_id=args[0] if args else None,
-            task_args=list(args),
-            error=exc,
-            attempts=self.request.retries + 1,
-        )
+        try:
+            services.dead_letter_record(
+                task_name=self.name,
+                run_id=args[0] if args else None,
+                task_args=list(args),
+                error=exc,
+                attempts=self.request.retries + 1,
+            )
+        except DatabaseError:
+            # The database is what failed: the run stays running, and the pipeline sweep
+            # sends its step again once the database is back.
+            logger.exception(
+                "dead letter not written; the pipeline sweep will find the run",
+                extra={"task": self.name, "run_id": args[0] if args else None},
+            )
 
 
 def send(task_name: str, args: list, correlation_id: str) -> None:
@@ -181,15 +182,26 @@ def _step_for(run: PipelineRun) -> Task:
     )
 
 
-@shared_task(acks_late=True)
+# A run dead of the infrastructure is retried by the sweep this many times, then left to people.
+SWEEP_RETRIES = 3
+
+
+@shared_task
 def pipeline_sweep() -> str:
-    """Send again the next step of quiet runs, and start runs for tickets stuck in triage."""
+    """Send again the next step of quiet runs, retry runs that died of the infrastructure,
+    and start runs for tickets stuck in triage."""
     now = timezone.now()
     quiet = PipelineRun.objects.filter(status=PipelineRun.Status.RUNNING, updated_at__lt=now - RUN_GRACE)
     nudged = 0
     for run in quiet.order_by("updated_at")[:SWEEP_BATCH]:
         send(_step_for(run).name, [run.pk], run.correlation_id)
         nudged += 1
+    retried = sum(
+        services.dead_letter_retry(letter=letter, actor=None, enqueue=send)
+        for letter in services.dead_letters_to_retry(
+            error_types=INFRASTRUCTURE_ERROR_NAMES, max_retries=SWEEP_RETRIES, limit=SWEEP_BATCH
+        )
+    )
     waiting = (
         Ticket.objects.filter(stage=Ticket.Stage.CLASSIFIER, updated_at__lt=now - TRIAGE_GRACE)
         .exclude(pipeline_runs__status=PipelineRun.Status.RUNNING)
@@ -200,6 +212,6 @@ def pipeline_sweep() -> str:
     for ticket_id, correlation_id in waiting:
         send(pipeline_start.name, [ticket_id], correlation_id)
         started += 1
-    if nudged or started:
-        logger.warning("pipeline sweep", extra={"nudged": nudged, "started": started})
-    return f"nudged:{nudged} started:{started}"
+    if nudged or started or retried:
+        logger.warning("pipeline sweep", extra={"nudged": nudged, "started": started, "retried": retried})
+    return f"nudged:{nudged} started:{started} retried:{retried}"

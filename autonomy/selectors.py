@@ -370,3 +370,16 @@ def recent_review_outcomes(*, decision_type: str, since=None, last: int) -> list
     if since is not None:
         items = items.filter(created_at__gte=since)
     return list(items.order_by("-decided_at", "-id").values_list("outcome", flat=True)[:last])
+
+
+# --- recovery ----------------------------------------------------------------------------------
+
+
+def decisions_without_disposition(*, created_before, created_since=None, limit: int) -> list[int]:
+    """Ids of recorded decisions the controller never disposed of (their submission was lost),
+    oldest first. Reads the decisions by creation time (agentdecision_created_idx) and probes
+    each one's disposition by its unique decision id."""
+    decisions = AgentDecision.objects.filter(created_at__lt=created_before, disposition__isnull=True)
+    if created_since is not None:
+        decisions = decisions.filter(created_at__gte=created_since)
+    return list(decisions.order_by("created_at", "id").values_list("id", flat=True)[:limit])

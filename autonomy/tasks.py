@@ -2,11 +2,17 @@
 calibration refits and retraining. Each task reads the current state first, so running it
 twice, or late, is harmless."""
 
+import logging
+from datetime import timedelta
+
 from celery import shared_task
+from django.utils import timezone
 
 from agents import decision_types
 from autonomy import selectors
-from autonomy.services import learning, monitor
+from autonomy.services import controller, learning, monitor
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True)
@@ -35,3 +41,26 @@ def model_retrain() -> str:
         if selectors.retrain_due(decision_type=t)
     }
     return " ".join(f"{t}:{status}" for t, status in results.items()) or "nothing-due"
+
+
+# A decision is disposed of within a second of being recorded; one without a disposition
+# this long after lost its submission (a worker killed between the two, a broker outage).
+DISPOSITION_GRACE = timedelta(minutes=2)
+# The frequent sweep looks this far back; the daily one looks at everything.
+DISPOSITION_SWEEP_WINDOW = timedelta(days=1)
+SWEEP_BATCH = 500
+
+
+@shared_task
+def disposition_sweep(everything: bool = False) -> str:
+    """Submit decisions that never got a disposition, so none is lost to people."""
+    now = timezone.now()
+    lost = selectors.decisions_without_disposition(
+        created_before=now - DISPOSITION_GRACE,
+        created_since=None if everything else now - DISPOSITION_SWEEP_WINDOW,
+        limit=SWEEP_BATCH,
+    )
+    kinds = [controller.decision_submit(decision_id=decision_id) for decision_id in lost]
+    if lost:
+        logger.warning("disposition sweep", extra={"submitted": len(lost)})
+    return f"submitted:{len(kinds)}"

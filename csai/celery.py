@@ -4,7 +4,8 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "csai.settings")
 
-app = Celery("csai")
+# Every task retries infrastructure errors (csai.resilience) unless it says otherwise.
+app = Celery("csai", task_cls="csai.resilience:ResilientTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

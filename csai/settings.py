@@ -359,6 +359,12 @@ CELERY_BEAT_SCHEDULE = {
     "sla-refresh": {"task": "tickets.tasks.sla_refresh", "schedule": 60.0},
     "intake-sweep": {"task": "tickets.tasks.intake_sweep", "schedule": 60.0},
     "pipeline-sweep": {"task": "agents.tasks.pipeline_sweep", "schedule": 60.0},
+    "disposition-sweep": {"task": "autonomy.tasks.disposition_sweep", "schedule": 60.0},
+    "disposition-sweep-all": {
+        "task": "autonomy.tasks.disposition_sweep",
+        "schedule": 24 * 3600.0,
+        "kwargs": {"everything": True},
+    },
     "quality-monitor": {"task": "autonomy.tasks.quality_monitor", "schedule": 300.0},
     "calibration-refresh": {"task": "autonomy.tasks.calibration_refresh", "schedule": 3600.0},
     "model-retrain": {"task": "autonomy.tasks.model_retrain", "schedule": 6 * 3600.0},

@@ -2,7 +2,6 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
-from django.db import OperationalError
 
 from csai.logging import TASK_HEADER
 from tickets import selectors, services, signals
@@ -11,13 +10,7 @@ from tickets.models import Ticket
 logger = logging.getLogger(__name__)
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_jitter=True,
-    max_retries=5,
-)
+@shared_task
 def ticket_intake(ticket_id: int) -> str:
     """Move a freshly received ticket from "trigger" into triage; safe to run twice."""
     if not services.ticket_advance_stage(

@@ -211,11 +211,11 @@ def test_the_sweep_restarts_quiet_runs_and_tickets_whose_start_was_lost(
     PipelineRun.objects.filter(pk=run.pk).update(updated_at=long_ago)
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert tasks.pipeline_sweep.apply().get() == "nudged:1 started:1"
+        assert tasks.pipeline_sweep.apply().get() == "nudged:1 started:1 retried:0"
 
     assert decided_types(triaged_ticket) == ALL_TYPES
     assert AgentDecision.objects.filter(ticket=lost).count() == len(ALL_TYPES)
-    assert tasks.pipeline_sweep.apply().get() == "nudged:0 started:0"
+    assert tasks.pipeline_sweep.apply().get() == "nudged:0 started:0 retried:0"
 
 
 def test_a_billing_question_gets_the_billing_template_filled_in(
