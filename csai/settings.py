@@ -104,6 +104,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: the first to see a view's exception (a database or broker outage answers 503).
+    "csai.errors.OutageMiddleware",
 ]
 
 ROOT_URLCONF = "csai.urls"

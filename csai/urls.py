@@ -8,6 +8,10 @@ from autonomy import api as autonomy_api
 from csai import health, metrics
 from tickets import api as tickets_api
 
+# JSON under /api/ (a client there parses JSON), the site's pages elsewhere.
+handler404 = "csai.errors.not_found"
+handler500 = "csai.errors.server_error"
+
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("health/", health.live, name="health-live"),
