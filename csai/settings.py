@@ -181,7 +181,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "csai.schema.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "csai.errors.exception_handler",
     "NUM_PROXIES": env_int("CSAI_NUM_PROXIES", 0, minimum=0),
@@ -195,7 +195,9 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from our own static files: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": False,
+    # A choice field that may be blank or null says so (e.g. a ticket not yet triaged has
+    # category ""), as the answers do.
+    "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": True,
 }
 
 # --- product --------------------------------------------------------------------------
