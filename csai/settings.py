@@ -97,6 +97,7 @@ MIDDLEWARE = [
     "csai.logging.CorrelationIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csai.security.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -163,7 +164,10 @@ CSAI_LOGIN_FAILURES = env_rate("CSAI_LOGIN_FAILURES", "5/hour")
 
 # --- security -------------------------------------------------------------------------
 
-_secure_cookies = env_bool("CSAI_SECURE_COOKIES", not DEBUG)
+# People reach the product over HTTPS (directly or through a TLS proxy): http:// redirects
+# to https://, browsers are told to use nothing else (HSTS), cookies travel only over TLS.
+CSAI_HTTPS = env_bool("CSAI_HTTPS", False)
+_secure_cookies = env_bool("CSAI_SECURE_COOKIES", not DEBUG) or CSAI_HTTPS
 SESSION_COOKIE_SECURE = _secure_cookies
 CSRF_COOKIE_SECURE = _secure_cookies
 SESSION_COOKIE_HTTPONLY = True
@@ -172,6 +176,30 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if env_bool("CSAI_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if CSAI_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    # Probes and Prometheus call these over plain http inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+# HSTS preload is the domain owner's commitment (hstspreload.org), not the app's to make.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# csai.security.SecurityHeadersMiddleware. No 'unsafe-inline' and no 'unsafe-eval': every
+# script and style is a static file (htmx from static/vendor/, Swagger UI from the sidecar).
+CSAI_CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 
 # --- REST framework -------------------------------------------------------------------
 
