@@ -1,8 +1,37 @@
-"""One error type for business failures, mapped to HTTP in one place."""
+"""Errors mapped to HTTP in one place.
 
+Business failures are ``ApplicationError``. An outage of the database or the broker is
+not a bug: the request may well succeed when sent again, so every interface answers it
+with 503 and ``Retry-After`` (JSON under /api/, a short page in the console) instead of
+the 500 page. The DRF exception handler covers the API; ``OutageMiddleware`` the rest.
+"""
+
+import logging
+
+import kombu.exceptions
+import redis
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+from django.views import defaults
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+# The database, Redis or the broker is unreachable or restarting (django.db wraps psycopg's
+# connection failures in OperationalError / InterfaceError; Celery's publish raises kombu's).
+INFRASTRUCTURE_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+    kombu.exceptions.OperationalError,
+)
+# Long enough for an embedded server's restart; senders back off from here.
+RETRY_AFTER_SECONDS = 15
+UNAVAILABLE = "The service is briefly unavailable; send the request again later."
 
 
 class ApplicationError(Exception):
@@ -15,7 +44,65 @@ class ApplicationError(Exception):
         self.extra = extra or {}
 
 
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def _outage(request: HttpRequest, error: Exception) -> None:
+    logger.error(
+        "infrastructure unavailable: answering 503",
+        extra={"path": request.path, "error": type(error).__name__, "detail": str(error)[:200]},
+    )
+
+
 def exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
         return Response({"detail": exc.message, **exc.extra}, status=exc.status_code)
+    if isinstance(exc, INFRASTRUCTURE_ERRORS):
+        _outage(context["request"], exc)
+        return Response(
+            {"detail": UNAVAILABLE},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     return drf_exception_handler(exc, context)
+
+
+class OutageMiddleware:
+    """503 with Retry-After, not the 500 page, when a view outside DRF meets an outage.
+
+    Last in MIDDLEWARE, so it sees a view's exception first. The page renders without the
+    request's user: looking the user up would need the database that just failed.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, INFRASTRUCTURE_ERRORS):
+            return None
+        _outage(request, exception)
+        if _is_api(request):
+            response = JsonResponse({"detail": UNAVAILABLE}, status=503)
+        else:
+            response = HttpResponse(render_to_string("503.html"), status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+
+# Root URLconf handlers (csai.urls): JSON under /api/, the site's pages elsewhere.
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse({"detail": "Server error."}, status=500)
+    return defaults.server_error(request)

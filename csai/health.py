@@ -6,7 +6,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from csai.celery import app as celery_app
 
@@ -33,12 +33,12 @@ def _broker() -> None:
 CHECKS = {"database": _database, "redis": _redis, "broker": _broker}
 
 
-@require_GET
+@require_safe
 def live(request):
     return JsonResponse({"status": "ok"})
 
 
-@require_GET
+@require_safe
 def ready(request):
     results = {}
     for name, check in CHECKS.items():

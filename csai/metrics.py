@@ -16,7 +16,7 @@ from celery.signals import task_postrun
 from django.conf import settings
 from django.db.models import Count
 from django.http import HttpResponse, HttpResponseForbidden
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
@@ -128,7 +128,7 @@ def _allowed(request) -> bool:
     return request.user.is_authenticated and request.user.is_staff
 
 
-@require_GET
+@require_safe
 def metrics(request):
     if not _allowed(request):
         return HttpResponseForbidden("Bearer token or staff login required.\n", content_type="text/plain")

@@ -107,6 +107,7 @@ MIDDLEWARE = [
     "csai.logging.CorrelationIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csai.security.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -114,6 +115,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: the first to see a view's exception (a database or broker outage answers 503).
+    "csai.errors.OutageMiddleware",
 ]
 
 ROOT_URLCONF = "csai.urls"
@@ -171,7 +174,10 @@ CSAI_LOGIN_FAILURES = env_rate("CSAI_LOGIN_FAILURES", "5/hour")
 
 # --- security -------------------------------------------------------------------------
 
-_secure_cookies = env_bool("CSAI_SECURE_COOKIES", not DEBUG)
+# People reach the product over HTTPS (directly or through a TLS proxy): http:// redirects
+# to https://, browsers are told to use nothing else (HSTS), cookies travel only over TLS.
+CSAI_HTTPS = env_bool("CSAI_HTTPS", False)
+_secure_cookies = env_bool("CSAI_SECURE_COOKIES", not DEBUG) or CSAI_HTTPS
 SESSION_COOKIE_SECURE = _secure_cookies
 CSRF_COOKIE_SECURE = _secure_cookies
 SESSION_COOKIE_HTTPONLY = True
@@ -180,6 +186,30 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if env_bool("CSAI_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if CSAI_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    # Probes and Prometheus call these over plain http inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+# HSTS preload is the domain owner's commitment (hstspreload.org), not the app's to make.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# csai.security.SecurityHeadersMiddleware. No 'unsafe-inline' and no 'unsafe-eval': every
+# script and style is a static file (htmx from static/vendor/, Swagger UI from the sidecar).
+CSAI_CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 
 # --- REST framework -------------------------------------------------------------------
 
@@ -189,7 +219,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "csai.schema.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "csai.errors.exception_handler",
     "NUM_PROXIES": env_int("CSAI_NUM_PROXIES", 0, minimum=0),
@@ -203,7 +233,9 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from our own static files: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": False,
+    # A choice field that may be blank or null says so (e.g. a ticket not yet triaged has
+    # category ""), as the answers do.
+    "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": True,
 }
 
 # --- product --------------------------------------------------------------------------

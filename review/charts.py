@@ -208,7 +208,7 @@ def heatmap(*, title: str, labels: Sequence[str], matrix: Sequence[Sequence[int]
     peak = max((v for row in matrix for v in row), default=0) or 1
     out = [
         f'<svg class="chart heatmap" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}"'
-        f' xmlns="http://www.w3.org/2000/svg" style="max-width:{width}px">',
+        f' xmlns="http://www.w3.org/2000/svg" width="{width}">',
         f"<title>{escape(title)}</title>",
         f'<text class="axis-title" x="{left + n * cell / 2}" y="12" text-anchor="middle">AI answer →</text>',
         f'<text class="axis-title" x="4" y="{top - 8}">Human answer ↓</text>',

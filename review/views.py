@@ -33,8 +33,11 @@ DECIDED_EVENT = "review-decided"
 
 
 def console_view(*, methods=("GET",), permission: str = WORK_QUEUE):
+    # HEAD wherever GET: the same answer without its body (link checkers, monitors).
+    allowed = [*methods, "HEAD"] if "GET" in methods else list(methods)
+
     def decorate(view):
-        @require_http_methods(list(methods))
+        @require_http_methods(allowed)
         @wraps(view)
         def wrapper(request, *args, **kwargs):
             if not request.user.is_authenticated:

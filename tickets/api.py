@@ -7,6 +7,7 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, permissions, status
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
@@ -106,6 +107,9 @@ class TicketWebhookView(APIView):
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
     throttle_classes = [WebhookThrottle]
+    # The body is read raw (the signature covers its bytes) and must be JSON: this is what
+    # the schema offers; any other media type is answered 415.
+    parser_classes = [JSONParser]
 
     def dispatch(self, request, *args, **kwargs):
         started = time.perf_counter()

@@ -87,7 +87,8 @@ class MessageSerializer(serializers.ModelSerializer):
 class TicketSerializer(serializers.ModelSerializer):
     customer = CustomerSerializer()
     messages = MessageSerializer(many=True)
-    assignee = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # None while nobody is assigned.
+    assignee = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Ticket
