@@ -174,7 +174,10 @@ def dead_letter_retry(*, letter: DeadLetter, actor, enqueue: Callable[[str, list
                 status=PipelineRun.Status.RUNNING, updated_at=timezone.now()
             )
             correlation_id = letter.run.correlation_id
-        transaction.on_commit(lambda: enqueue(letter.task_name, letter.task_args, correlation_id))
+        # Broker down: the run is running again and quiet, so the pipeline sweep sends it later.
+        transaction.on_commit(
+            lambda: enqueue(letter.task_name, letter.task_args, correlation_id), robust=True
+        )
     logger.info("dead letter retried", extra={"letter_id": letter.pk, "task": letter.task_name})
     return True
 

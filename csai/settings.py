@@ -236,6 +236,8 @@ SPECTACULAR_SETTINGS = {
     # A choice field that may be blank or null says so (e.g. a ticket not yet triaged has
     # category ""), as the answers do.
     "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": True,
+    # One name for the automation phases, whichever field (phase, to_phase, …) carries them.
+    "ENUM_NAME_OVERRIDES": {"Phase": "autonomy.models.Phase"},
 }
 
 # --- product --------------------------------------------------------------------------
