@@ -258,6 +258,18 @@ def release() -> None:
             stop_servers()
 
 
+def down(*, postgres: bool, redis: bool) -> list[str]:
+    """Which of the servers asked about are not running."""
+    return [
+        name
+        for name, wanted, running in (
+            ("postgres", postgres, _postgres_running),
+            ("redis", redis, lambda: _redis_pid() is not None),
+        )
+        if wanted and not running()
+    ]
+
+
 def ensure_running(*, postgres: bool, redis: bool) -> list[str]:
     """Start whichever of the servers has died; return the names of those started.
 

@@ -2,9 +2,11 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,12 +32,15 @@ if len(sys.argv) > 1:
 
 
 @pytest.fixture
-def var_dir(tmp_path):
-    folder = tmp_path / "var"
+def var_dir():
+    """Not under pytest's tmp_path: as root, PostgreSQL runs as another user, and every
+    pytest session that starts meanwhile makes pytest's base folder root-only again."""
+    folder = Path(tempfile.mkdtemp(prefix="csai-embedded-")) / "var"
     yield folder
     subprocess.run(
         [sys.executable, "-m", "csai.embedded", "stop"], env=env_for(folder), cwd=REPO, check=False
     )  # noqa: S603
+    shutil.rmtree(folder.parent, ignore_errors=True)
 
 
 def env_for(folder: Path) -> dict:
