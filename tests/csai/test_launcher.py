@@ -18,6 +18,7 @@ import httpx
 import psutil
 import pytest
 
+from csai.launcher import STABLE_SECONDS, Backoff
 from tickets import webhooks
 
 REPO = Path(__file__).resolve().parents[2]
@@ -257,3 +258,16 @@ def test_killed_embedded_redis_and_postgres_are_started_again_and_the_web_recove
         assert int((var_dir / "postgres" / "postmaster.pid").read_text().split()[0]) != postgres_pid
 
         stop_leaves_nothing(process, var_dir, output)
+
+
+def test_restarts_back_off_from_1s_to_30s_and_start_over_after_a_stable_run():
+    backoff = Backoff()
+    backoff.started(0.0)
+
+    delays = []
+    for _ in range(7):  # a child that exits again as soon as it is started
+        delays.append(backoff.failed(backoff.up_since + 1))
+        backoff.started(backoff.retry_at)
+
+    assert delays == [1, 2, 4, 8, 16, 30, 30]
+    assert backoff.failed(backoff.up_since + STABLE_SECONDS) == 1  # it stayed up: a new incident
