@@ -7,8 +7,13 @@ process of the checkout: ``make run``, its workers, ``manage.py`` commands and t
 Each process that uses them takes a *lease* (its pid in ``var/leases``). The first one
 starts the servers; when the last live lease is released the servers are stopped, so
 nothing is left running. Leases of processes that died without releasing are ignored.
+Servers started from the command line are kept running until ``stop``, whatever the leases.
 
-Command line: ``python -m csai.embedded status|stop``.
+A server that died (SIGKILL, OOM) is started again on the same data folder, Redis on the
+same port and PostgreSQL on the same socket folder, so clients reconnect to the URLs they
+hold: ``ensure_running`` (the ``make run`` supervisor calls it) or ``start``.
+
+Command line: ``python -m csai.embedded start|stop|status``.
 """
 
 import atexit
@@ -90,6 +95,11 @@ def _postgres_start() -> str:
         import pgserver  # heavy import, only in embedded mode
 
     server = pgserver.get_server(_pgdata(), cleanup_mode=None)
+    if not _postgres_running():
+        # get_server() keeps one handle per process and does not look again: the server
+        # this process started earlier has died since. Start it as get_server() would.
+        with server._lock:
+            server.ensure_postgres_running()
     socket_dir = str(server.get_postmaster_info().socket_dir)
     with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone():
@@ -134,6 +144,9 @@ def _redis_pid() -> int | None:
 def _free_port(preferred: int = 0) -> int:
     """``preferred`` if it is free on loopback, else any free port."""
     with socket.socket() as sock:
+        # As redis-server binds: connections of a killed server linger in TIME_WAIT on its
+        # port for a minute, and without SO_REUSEADDR its restart would move to a new port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", preferred))
         except OSError:
@@ -200,6 +213,11 @@ def _redis_stop() -> None:
 # --- public -------------------------------------------------------------------------
 
 
+def _kept_path() -> Path:
+    """Present while the servers were started by ``python -m csai.embedded start``."""
+    return VAR_DIR / "kept-running"
+
+
 def local_secrets() -> dict[str, str]:
     """SECRET_KEY and CSAI_WEBHOOK_SECRET for local mode, generated once under var/."""
     path = VAR_DIR / "secrets.json"
@@ -236,8 +254,36 @@ def release() -> None:
     with contextlib.closing(_lock()):
         remaining = [pid for pid in _read_leases() if pid != os.getpid()]
         _write_leases(remaining)
-        if not remaining:
+        if not remaining and not _kept_path().exists():
             stop_servers()
+
+
+def down(*, postgres: bool, redis: bool) -> list[str]:
+    """Which of the servers asked about are not running."""
+    return [
+        name
+        for name, wanted, running in (
+            ("postgres", postgres, _postgres_running),
+            ("redis", redis, lambda: _redis_pid() is not None),
+        )
+        if wanted and not running()
+    ]
+
+
+def ensure_running(*, postgres: bool, redis: bool) -> list[str]:
+    """Start whichever of the servers has died; return the names of those started.
+
+    Redis comes back on its port and PostgreSQL on its socket folder, with their data.
+    """
+    started = []
+    with contextlib.closing(_lock()):
+        if postgres and not _postgres_running():
+            _postgres_start()
+            started.append("postgres")
+        if redis and _redis_pid() is None:
+            _redis_start()
+            started.append("redis")
+    return started
 
 
 def stop_servers() -> None:
@@ -253,17 +299,29 @@ def status() -> dict:
         "redis_running": _redis_pid() is not None,
         "redis_port": int(port_file.read_text()) if port_file.exists() else None,
         "leases": _read_leases(),
+        "kept_running": _kept_path().exists(),
     }
 
 
+USAGE = """usage: python -m csai.embedded [status | start [postgres] [redis] | stop]
+  start   start the servers (both unless named) and keep them running until `stop`
+  stop    stop both servers, whoever uses them
+  status  print what runs (the default)"""
+
+
 def main(argv: list[str]) -> int:
-    command = argv[1] if len(argv) > 1 else "status"
-    if command == "stop":
+    command, names = (argv[1], argv[2:]) if len(argv) > 1 else ("status", [])
+    if command == "start" and set(names) <= {"postgres", "redis"}:
+        wanted = set(names) or {"postgres", "redis"}
+        ensure_running(postgres="postgres" in wanted, redis="redis" in wanted)
+        _kept_path().touch()
+    elif command == "stop" and not names:
         with contextlib.closing(_lock()):
             _write_leases([])
+            _kept_path().unlink(missing_ok=True)
             stop_servers()
-    elif command != "status":
-        print("usage: python -m csai.embedded [status|stop]", file=sys.stderr)
+    elif command != "status" or names:
+        print(USAGE, file=sys.stderr)
         return 2
     print(json.dumps(status(), indent=2))
     return 0

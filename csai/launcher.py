@@ -2,16 +2,23 @@
 
 Prepares the database (migrate, static files, demo users and data), then supervises the
 web server (gunicorn), a Celery worker, Celery beat and the demo traffic generator.
-Ctrl-C or SIGTERM stops every child and then the embedded servers; nothing is left.
-Generated secrets are kept in ``var/secrets.json`` (see settings), so a second start reuses them.
+A child that exits is started again after a backoff (1 s, doubling to 30 s; back to 1 s once
+it has stayed up a minute); so are the embedded PostgreSQL and Redis, on the same data and
+address. Each restart is logged and counted in ``/metrics`` (``csai_launcher_restarts``).
+Only Ctrl-C or SIGTERM stops everything: every child, then the embedded servers; nothing
+is left. Generated secrets are kept in ``var/secrets.json`` (see settings), so a second
+start reuses them.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from csai import embedded
@@ -21,6 +28,9 @@ from csai.embedded import REPO_DIR, VAR_DIR
 BIN = Path(sys.executable).parent
 STOP_GRACE_SECONDS = 20
 READY_TIMEOUT_SECONDS = 120
+FIRST_BACKOFF_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 30.0
+STABLE_SECONDS = 60.0  # up this long: the next exit is a new incident, restarted after 1 s
 
 
 def _prepare() -> tuple[dict[str, str], str | None]:
@@ -93,11 +103,117 @@ def _children(port: int) -> dict[str, list[str]]:
     return commands
 
 
-def _wait_ready(url: str, processes: dict[str, subprocess.Popen]) -> bool:
+def _log(message: str) -> None:
+    print(f"csai: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Backoff:
+    """When to try again after a failure: 1 s, doubling to 30 s, reset by a stable run."""
+
+    failures: int = 0
+    up_since: float = 0.0
+    retry_at: float | None = None
+
+    def failed(self, now: float) -> float:
+        if now - self.up_since >= STABLE_SECONDS:
+            self.failures = 0
+        delay = min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2**self.failures)
+        self.failures += 1
+        self.retry_at = now + delay
+        return delay
+
+    def due(self, now: float) -> bool:
+        return self.retry_at is not None and now >= self.retry_at
+
+    def started(self, now: float) -> None:
+        self.up_since, self.retry_at = now, None
+
+
+class Supervisor:
+    """Keeps the children and the embedded servers running; counts what it restarts."""
+
+    def __init__(self, commands: dict[str, list[str]], env: dict[str, str], *, servers: list[str]):
+        self.commands, self.env, self.servers = commands, env, servers
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.backoff = {name: Backoff() for name in [*servers, *commands]}
+        self.restarts = {name: 0 for name in [*servers, *commands]}
+        self._unreported = True
+
+    def start(self) -> None:
+        now = time.monotonic()
+        for name in self.commands:
+            self._spawn(name)
+            self.backoff[name].started(now)
+        for name in self.servers:
+            self.backoff[name].started(now)
+        self.report()
+
+    def _spawn(self, name: str) -> None:
+        # Own session: a terminal Ctrl-C reaches only this supervisor, which then stops
+        # the children in order.
+        self.processes[name] = subprocess.Popen(  # noqa: S603 - our own fixed commands
+            self.commands[name], env=self.env, cwd=REPO_DIR, start_new_session=True
+        )
+
+    def tick(self) -> None:
+        """Notice what died, restart what is due, and publish the counts."""
+        now = time.monotonic()
+        for name, process in self.processes.items():
+            backoff = self.backoff[name]
+            if backoff.retry_at is None and process.poll() is not None:
+                _reap_group(process)
+                delay = backoff.failed(now)
+                _log(f"{name} exited with code {process.returncode}; restarting it in {delay:.0f}s")
+            elif backoff.due(now):
+                self._spawn(name)
+                self._restarted(name)
+        down = set(embedded.down(postgres="postgres" in self.servers, redis="redis" in self.servers))
+        for name in self.servers:
+            backoff = self.backoff[name]
+            if backoff.retry_at is None and name in down:
+                delay = backoff.failed(now)
+                _log(f"embedded {name} is not running; starting it again in {delay:.0f}s")
+            elif backoff.due(now):
+                try:
+                    started = embedded.ensure_running(postgres=name == "postgres", redis=name == "redis")
+                except Exception as exc:  # whatever the failure: log it and try again later
+                    delay = backoff.failed(time.monotonic())
+                    _log(f"embedded {name} did not start ({exc!r}); trying again in {delay:.0f}s")
+                else:
+                    if started:
+                        self._restarted(name)
+                    else:  # another process of this checkout started it first
+                        backoff.started(time.monotonic())
+        if self._unreported:
+            self.report()
+
+    def _restarted(self, name: str) -> None:
+        self.backoff[name].started(time.monotonic())
+        self.restarts[name] += 1
+        self._unreported = True
+        _log(f"{name} restarted (restart {self.restarts[name]})")
+
+    def report(self) -> None:
+        """Publish the restart counts for /metrics; kept for the next tick if Redis is away."""
+        from csai import metrics
+
+        self._unreported = not metrics.record_launcher_restarts(self.restarts)
+
+    def stop(self) -> None:
+        _stop(self.processes)
+
+
+def _reap_group(process: subprocess.Popen) -> None:
+    """Kill what the dead child left in its session (gunicorn or pool workers): orphans."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _wait_ready(url: str, keep_going: Callable[[], bool], tick: Callable[[], None]) -> bool:
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if any(process.poll() is not None for process in processes.values()):
-            return False
+    while time.monotonic() < deadline and keep_going():
+        tick()
         try:
             with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
                 if response.status == 200:
@@ -154,37 +270,35 @@ def main() -> int:
         nonlocal stopping
         stopping = True
 
+    def keep_going() -> bool:
+        if os.getppid() != parent:
+            # `make` was killed (it does not pass SIGTERM on): stop as if told to.
+            _log("parent process went away")
+            return False
+        return not stopping
+
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: terminal closed
         signal.signal(signum, on_signal)
+    # The embedded servers this launcher watches: those not given by the environment.
+    given = {"postgres": "DATABASE_URL", "redis": "REDIS_URL"}
+    servers = [name for name, variable in given.items() if not os.environ.get(variable)]
     print("csai: preparing database and embedded services…", file=sys.stderr)
     env, password = _prepare()
-    processes: dict[str, subprocess.Popen] = {}
+    supervisor = Supervisor(_children(port), env, servers=servers)
     try:
-        for name, command in _children(port).items():
-            # Own session: a terminal Ctrl-C reaches only this supervisor, which then
-            # stops the children in order.
-            processes[name] = subprocess.Popen(  # noqa: S603 - our own fixed commands
-                command, env=env, cwd=REPO_DIR, start_new_session=True
-            )
+        supervisor.start()
         url = f"http://127.0.0.1:{port}"
-        if _wait_ready(f"{url}/health/ready/", processes):
+        if _wait_ready(f"{url}/health/ready/", keep_going, supervisor.tick):
             print(_banner(url, password, env["CSAI_WEBHOOK_SECRET"]), flush=True)
-        elif not stopping:
+        elif keep_going():
             print(f"csai: not ready after {READY_TIMEOUT_SECONDS}s; see the logs above", file=sys.stderr)
-        while not stopping:
-            if os.getppid() != parent:
-                # `make` was killed (it does not pass SIGTERM on): stop as if told to.
-                print("csai: parent process went away", file=sys.stderr)
-                break
-            exited = [name for name, process in processes.items() if process.poll() is not None]
-            if exited:
-                print(f"csai: {', '.join(exited)} exited; stopping everything", file=sys.stderr)
-                return 1
+        while keep_going():
+            supervisor.tick()
             time.sleep(0.5)
         return 0
     finally:
         print("csai: stopping…", file=sys.stderr)
-        _stop(processes)
+        supervisor.stop()
         embedded.release()
         print("csai: stopped", file=sys.stderr)
 

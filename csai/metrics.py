@@ -28,6 +28,7 @@ PREFIX = "csai:metrics:"
 WEBHOOK_REQUESTS = PREFIX + "webhook_requests"  # field: status code
 WEBHOOK_SECONDS = PREFIX + "webhook_seconds"  # fields: bucket upper bounds, "sum"
 TASKS = PREFIX + "tasks"  # field: "<task>|<state>"
+LAUNCHER_RESTARTS = PREFIX + "launcher_restarts"  # field: child or embedded server name
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -48,6 +49,23 @@ def record_webhook(*, status: int, seconds: float) -> None:
         pipe.hincrbyfloat(WEBHOOK_SECONDS, "sum", seconds)
 
     _record(apply)
+
+
+def record_launcher_restarts(restarts: dict[str, int]) -> bool:
+    """Publish ``make run``'s restart counts (it is one process, and not the web's); True if done.
+
+    The launcher writes its own counts whole, so a count missed while Redis was down (or
+    being restarted) is written on its next try, and a new launcher starts from zero.
+    """
+    try:
+        pipe = redis_client().pipeline(transaction=True)
+        pipe.delete(LAUNCHER_RESTARTS)
+        pipe.hset(LAUNCHER_RESTARTS, mapping=restarts)
+        pipe.execute()
+    except redis.RedisError:
+        logger.debug("launcher restarts not recorded: Redis unavailable")
+        return False
+    return True
 
 
 @task_postrun.connect
@@ -86,6 +104,15 @@ class _Collector:
             task, _, state = field.decode().partition("|")
             tasks.add_metric([task, state], int(count))
         yield tasks
+
+        restarts = CounterMetricFamily(
+            "csai_launcher_restarts",
+            "Children and embedded servers that `make run` restarted after they exited.",
+            labels=["process"],
+        )
+        for name, count in sorted(client.hgetall(LAUNCHER_RESTARTS).items()):
+            restarts.add_metric([name.decode()], int(count))
+        yield restarts
 
         from tickets.models import Ticket  # csai is wiring: read the app's data at scrape time
 

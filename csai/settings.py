@@ -381,6 +381,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker that lost Redis keeps trying to reconnect for as long as the outage lasts (the
+# default gives up after 100 tries), and survives the loss with tasks in hand (csai.broker).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT = "csai.broker:Transport"
 # A task unacknowledged this long (worker killed mid-task) is delivered again.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_ROUTES = {"tickets.tasks.*": {"queue": "tickets"}, "agents.tasks.*": {"queue": "agents"}}

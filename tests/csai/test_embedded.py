@@ -2,11 +2,16 @@
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
+import redis
 
 REPO = Path(__file__).resolve().parents[2]
 USE_SERVERS = """
@@ -27,12 +32,15 @@ if len(sys.argv) > 1:
 
 
 @pytest.fixture
-def var_dir(tmp_path):
-    folder = tmp_path / "var"
+def var_dir():
+    """Not under pytest's tmp_path: as root, PostgreSQL runs as another user, and every
+    pytest session that starts meanwhile makes pytest's base folder root-only again."""
+    folder = Path(tempfile.mkdtemp(prefix="csai-embedded-")) / "var"
     yield folder
     subprocess.run(
         [sys.executable, "-m", "csai.embedded", "stop"], env=env_for(folder), cwd=REPO, check=False
     )  # noqa: S603
+    shutil.rmtree(folder.parent, ignore_errors=True)
 
 
 def env_for(folder: Path) -> dict:
@@ -125,3 +133,78 @@ def test_a_queued_task_survives_a_redis_crash(var_dir):
     assert status(var_dir)["redis_running"] is False
 
     assert run_script(var_dir, COUNT_QUEUED) == "1"
+
+
+# --- start, and servers that die ------------------------------------------------------
+
+
+def embedded_cli(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "csai.embedded", *args],
+        env=env_for(folder),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def start_until_running(folder: Path, *names: str) -> dict:
+    """``start`` again until it succeeds: a killed postmaster's backends take a moment to exit."""
+
+    def started():
+        return embedded_cli(folder, "start", *names).returncode == 0
+
+    assert wait_for(started, 90), embedded_cli(folder, "start", *names).stderr
+    return status(folder)
+
+
+def test_start_keeps_the_servers_running_until_stop(var_dir):
+    result = embedded_cli(var_dir, "start")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["kept_running"] is True
+    assert run_user(var_dir) == "1"  # a user comes and goes ...
+    during = status(var_dir)
+    assert (during["postgres_running"], during["redis_running"]) == (True, True)  # ... and they stay
+
+    embedded_cli(var_dir, "stop")
+    after = status(var_dir)
+    assert (after["postgres_running"], after["redis_running"], after["kept_running"]) == (False, False, False)
+
+
+def test_a_killed_redis_starts_again_on_its_port_with_its_queue(var_dir):
+    assert embedded_cli(var_dir, "start", "redis").returncode == 0
+    port = status(var_dir)["redis_port"]
+    held = redis.Redis(port=port, socket_timeout=5)
+    held.rpush("kept", "1")
+    time.sleep(1.5)  # the append-only file is fsynced every second
+    os.kill(int((var_dir / "redis" / "redis.pid").read_text()), signal.SIGKILL)
+    assert wait_for(lambda: not status(var_dir)["redis_running"], 30)
+
+    after = start_until_running(var_dir, "redis")
+
+    assert after["redis_running"] and after["redis_port"] == port
+    assert held.llen("kept") == 1  # a client holding the old URL reconnects
+
+
+def test_a_killed_postgres_starts_again_with_its_data(var_dir):
+    assert embedded_cli(var_dir, "start", "postgres").returncode == 0
+    assert run_user(var_dir) == "1"
+    postmaster = int((var_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+    os.kill(postmaster, signal.SIGKILL)
+    assert wait_for(lambda: not status(var_dir)["postgres_running"], 30)
+
+    after = start_until_running(var_dir, "postgres")
+
+    assert after["postgres_running"]
+    assert run_user(var_dir) == "2"

@@ -1,11 +1,15 @@
 """`make run`'s supervisor, end to end: ready, working, and nothing left after Ctrl-C."""
 
+import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -14,6 +18,7 @@ import httpx
 import psutil
 import pytest
 
+from csai.launcher import STABLE_SECONDS, Backoff
 from tickets import webhooks
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,13 +30,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def launched(tmp_path):
-    """The launcher on a private var/ folder and port, as `make run` starts it."""
-    port, var_dir = free_port(), tmp_path / "var"
+METRICS_TOKEN = "launcher-test-metrics-token"
+
+
+@contextlib.contextmanager
+def launch(demo_rate: str = "2"):
+    """The launcher on a private var/ folder and port, as `make run` starts it.
+
+    The folder is not under pytest's tmp_path: as root, PostgreSQL runs as another user, and
+    every pytest session that starts meanwhile makes pytest's base folder root-only again.
+    """
+    port, var_dir = free_port(), Path(tempfile.mkdtemp(prefix="csai-launcher-")) / "var"
     env = {k: v for k, v in os.environ.items() if k not in {"PYTEST_VERSION", "DATABASE_URL", "REDIS_URL"}}
     env.update(
-        CSAI_VAR_DIR=str(var_dir), PORT=str(port), CSAI_DEMO_RATE="2", CSAI_DEMO_PASSWORD="demo-pass-123"
+        CSAI_VAR_DIR=str(var_dir),
+        PORT=str(port),
+        CSAI_DEMO_RATE=demo_rate,
+        CSAI_DEMO_PASSWORD="demo-pass-123",
+        CSAI_METRICS_TOKEN=METRICS_TOKEN,
     )
     process = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "csai.launcher"],
@@ -54,6 +70,13 @@ def launched(tmp_path):
             except subprocess.TimeoutExpired:
                 process.kill()
         subprocess.run([sys.executable, "-m", "csai.embedded", "stop"], env=env, cwd=REPO, check=False)  # noqa: S603
+        shutil.rmtree(var_dir.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def launched():
+    with launch() as started:
+        yield started
 
 
 def wait_for(predicate, timeout: float) -> bool:
@@ -131,6 +154,120 @@ def test_make_run_serves_the_product_and_a_stop_signal_leaves_nothing_running(la
 
     process.send_signal(stop_signal)
 
-    assert process.wait(timeout=90) == 0
+    assert process.wait(timeout=90) == 0, "".join(output)[-4000:]
     gone, alive = psutil.wait_procs(watched, timeout=30)
     assert alive == [], [p.info for p in alive]
+
+
+# --- supervision: what dies is started again; only a stop signal stops everything --------
+
+
+WORKER_READY = re.compile(r"celery@\S+ ready\.")
+
+
+def wait_until_ready(process, output) -> None:
+    def ready_or_exited():
+        return process.poll() is not None or any("CSAI is running" in line for line in output)
+
+    assert wait_for(ready_or_exited, 180) and process.poll() is None, "".join(output)[-4000:]
+
+
+def child(process, *words: str) -> psutil.Process | None:
+    """The launcher's direct child whose command line holds every word."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for candidate in psutil.Process(process.pid).children():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if all(word in candidate.cmdline() for word in words):
+                    return candidate
+    return None
+
+
+def restarts(base: str) -> dict[str, float]:
+    """``csai_launcher_restarts_total`` by process, as /metrics shows it."""
+    try:
+        response = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    except httpx.HTTPError:
+        return {}
+    counts = {}
+    for line in response.text.splitlines():
+        if line.startswith("csai_launcher_restarts_total{"):
+            labels, _, value = line.rpartition(" ")
+            counts[labels.split('process="')[1].split('"')[0]] = float(value)
+    return counts
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=10).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def stop_leaves_nothing(process, var_dir, output) -> None:
+    family = psutil.Process(process.pid).children(recursive=True)
+    postgres_pid = int((var_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+    redis_pid = int((var_dir / "redis" / "redis.pid").read_text())
+    watched = [*family, psutil.Process(postgres_pid), psutil.Process(redis_pid)]
+
+    process.send_signal(signal.SIGTERM)
+
+    assert process.wait(timeout=90) == 0, "".join(output)[-4000:]
+    gone, alive = psutil.wait_procs(watched, timeout=30)
+    assert alive == [], [p.info for p in alive]
+
+
+def test_a_killed_worker_is_started_again_while_the_web_keeps_answering():
+    with launch(demo_rate="0.5") as (process, port, var_dir, output):
+        base = f"http://127.0.0.1:{port}"
+        wait_until_ready(process, output)
+        worker = child(process, "worker")
+        assert worker is not None
+
+        worker.kill()
+
+        def worker_back():
+            again = child(process, "worker")
+            started_twice = len(WORKER_READY.findall("".join(output))) == 2
+            return again is not None and again.pid != worker.pid and started_twice
+
+        assert wait_for(worker_back, 120), "".join(output)[-4000:]
+        assert process.poll() is None
+        assert answers(f"{base}/health/ready/")
+        assert "worker exited with code -9; restarting it" in "".join(output)
+        assert wait_for(lambda: restarts(base).get("worker") == 1, 60), restarts(base)
+        assert restarts(base).get("web") == 0
+
+        stop_leaves_nothing(process, var_dir, output)
+
+
+def test_killed_embedded_redis_and_postgres_are_started_again_and_the_web_recovers():
+    with launch(demo_rate="0.5") as (process, port, var_dir, output):
+        base = f"http://127.0.0.1:{port}"
+        wait_until_ready(process, output)
+        redis_pid = int((var_dir / "redis" / "redis.pid").read_text())
+        postgres_pid = int((var_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+
+        os.kill(redis_pid, signal.SIGKILL)
+        assert wait_for(lambda: restarts(base).get("redis") == 1, 120), "".join(output)[-4000:]
+        os.kill(postgres_pid, signal.SIGKILL)
+        assert wait_for(lambda: restarts(base).get("postgres") == 1, 120), "".join(output)[-4000:]
+
+        assert wait_for(lambda: answers(f"{base}/health/ready/"), 120), "".join(output)[-4000:]
+        assert process.poll() is None
+        assert int((var_dir / "redis" / "redis.pid").read_text()) != redis_pid
+        assert int((var_dir / "postgres" / "postmaster.pid").read_text().split()[0]) != postgres_pid
+
+        stop_leaves_nothing(process, var_dir, output)
+
+
+def test_restarts_back_off_from_1s_to_30s_and_start_over_after_a_stable_run():
+    backoff = Backoff()
+    backoff.started(0.0)
+
+    delays = []
+    for _ in range(7):  # a child that exits again as soon as it is started
+        delays.append(backoff.failed(backoff.up_since + 1))
+        backoff.started(backoff.retry_at)
+
+    assert delays == [1, 2, 4, 8, 16, 30, 30]
+    assert backoff.failed(backoff.up_since + STABLE_SECONDS) == 1  # it stayed up: a new incident

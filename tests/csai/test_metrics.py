@@ -2,6 +2,7 @@ import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from csai import metrics
 from tests.conftest import signed_post, ticket_payload
 from tests.factories import TicketFactory, UserFactory
 from tickets import tasks
@@ -96,3 +97,14 @@ def test_it_shows_pipeline_runs_and_dead_letters_waiting_for_a_person(client):
 
     assert samples[("csai_pipeline_runs", (("status", "dead"),))] == 1
     assert samples[("csai_dead_letters_open", ())] == 1
+
+
+def test_it_shows_the_restarts_make_run_published(client):
+    assert metrics.record_launcher_restarts({"worker": 2, "web": 0, "redis": 1})
+    assert metrics.record_launcher_restarts({"worker": 3, "web": 0})  # a new launcher: its own names
+
+    samples = scrape(client)
+
+    assert samples[("csai_launcher_restarts_total", (("process", "worker"),))] == 3
+    assert samples[("csai_launcher_restarts_total", (("process", "web"),))] == 0
+    assert ("csai_launcher_restarts_total", (("process", "redis"),)) not in samples
