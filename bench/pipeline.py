@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
 
     redis_url = urlunsplit(urlsplit(settings.REDIS_URL)._replace(path=f"/{BENCH_REDIS_DB}"))
     started_at = datetime.now(UTC)
+    loadavg_before = [round(x, 2) for x in os.getloadavg()]  # other work on the machine skews it
     source = f"bench-pipeline-{started_at:%Y%m%d%H%M%S}"
     # This process sends the intake tasks to the bench's broker database, like the web would.
     from csai.celery import app
@@ -211,7 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "benchmark": "pipeline",
         "timestamp": started_at.isoformat(timespec="seconds"),
-        "machine": {"nproc": len(os.sched_getaffinity(0)), "platform": platform.platform()},
+        "machine": {
+            "nproc": len(os.sched_getaffinity(0)),
+            "platform": platform.platform(),
+            "loadavg_before": loadavg_before,
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        },
         "worker": {"processes": args.concurrency, "pool": "solo" if args.concurrency == 1 else "prefork"},
         "provider": "local",
         "models": models,
