@@ -159,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:  # small defaults; flags given still win
         parser.set_defaults(tickets=5, history=200, timeout=120, out=SMOKE_OUT)
         args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    # Leaves the database block and stops the worker. (Raising SIGINT instead did nothing when
+    # started in the background, where SIGINT is ignored.)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
     os.environ["DJANGO_SETTINGS_MODULE"] = "csai.settings"
     import django
