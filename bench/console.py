@@ -7,10 +7,12 @@ server's whole share, without a network hop): the queue's first page, a deep pag
 filtered page, the live counts, and item pages (each opening claims the item).
 
 Usage: ``.venv/bin/python bench/console.py [--tickets 100000] [--pending 10000] [--requests 40]``
-(``make bench-console``). Results go to ``bench/results/console.json``.
+(``make bench-console``). Results go to ``bench/results/console.json``. ``--smoke``: a few
+hundred tickets and a few requests, to check that it runs to its end (its figures mean
+nothing).
 
-Side effects, undone at the end: the bench's tickets (source ``bench-console-<timestamp>``),
-their customers, runs, decisions and review items, and the bench user.
+Everything is written to a database of the bench's own (``bench/throwaway.py``), dropped at
+the end, also on failure, Ctrl-C or SIGTERM.
 """
 
 import argparse
@@ -18,7 +20,9 @@ import json
 import os
 import platform
 import random
+import signal
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +30,7 @@ from pathlib import Path
 REPO_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_DIR))
 BATCH = 5000
+SMOKE_OUT = Path(tempfile.gettempdir()) / "bench-console-smoke.json"
 
 
 def percentiles(values: list[float]) -> dict:
@@ -103,20 +108,6 @@ def seed(*, source: str, tickets: int, pending: int, done: int, rng: random.Rand
         print(f"  review items {start + len(batch)}/{len(chosen)}", file=sys.stderr)
 
 
-def cleanup(*, source: str, username: str) -> None:
-    from django.contrib.auth import get_user_model
-
-    from agents.models import AgentDecision, PipelineRun
-    from autonomy.models import ReviewItem
-    from tickets.models import Customer, Message, Ticket
-
-    for model in (ReviewItem, AgentDecision, PipelineRun, Message):
-        model.objects.filter(ticket__source=source).delete()
-    Ticket.objects.filter(source=source).delete()
-    Customer.objects.filter(external_id__startswith=f"{source}-c").delete()
-    get_user_model().objects.filter(username=username).delete()
-
-
 def timed(client, path: str, *, requests: int, warmup: int = 3) -> dict:
     samples = []
     for n in range(warmup + requests):
@@ -136,8 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pending", type=int, default=10_000)
     parser.add_argument("--done", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=40)
-    parser.add_argument("--out", default=str(REPO_DIR / "bench" / "results" / "console.json"))
+    parser.add_argument("--out", type=Path, default=REPO_DIR / "bench" / "results" / "console.json")
+    parser.add_argument("--smoke", action="store_true", help="a tiny run that checks the bench works")
     args = parser.parse_args(argv)
+    if args.smoke:  # small defaults; flags given still win
+        parser.set_defaults(tickets=300, pending=60, done=60, requests=3, out=SMOKE_OUT)
+        args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # leaves the database block
 
     os.environ["DJANGO_SETTINGS_MODULE"] = "csai.settings"
     import django
@@ -151,18 +147,17 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
 
     from autonomy.models import ReviewItem
+    from bench.throwaway import throwaway_database
     from review import selectors
 
-    call_command("migrate", verbosity=0)
     source = f"bench-console-{int(time.time())}"
     username = f"{source}-reviewer"
     rng = random.Random(7)
-    try:
+    with throwaway_database("console"):
         started = time.perf_counter()
         seed(source=source, tickets=args.tickets, pending=args.pending, done=args.done, rng=rng)
         with connection.cursor() as cursor:
@@ -216,10 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             "server_time": results,
             "queue_query_plan_ms": {"planning": plan["Planning Time"], "execution": plan["Execution Time"]},
         }
-        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-        print(json.dumps(out, indent=2))
-    finally:
-        cleanup(source=source, username=username)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
     return 0
 
 

@@ -2,7 +2,7 @@
 
 Served by gunicorn with ``bench.floor_settings`` next to the real product, so the gap
 between the two is what the webhook's own work costs. ``bench/intake.py`` creates the
-``bench_floor`` table before the run and drops it afterwards.
+``bench_floor`` table in its own database, dropped after the run.
 """
 
 from django.db import connection

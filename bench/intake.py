@@ -12,11 +12,12 @@ then already-created tickets are delivered again (``webhook_duplicate``, expects
 Results go to ``bench/results/intake.json`` and a table to stdout; progress to stderr.
 
 Usage: ``.venv/bin/python bench/intake.py [--seconds 20] [--concurrency 16] [--out PATH]``
-(``make bench-intake``).
+(``make bench-intake``). ``--smoke``: about a second per target, to check that it runs to
+its end (its figures mean nothing).
 
-Side effects, all undone at the end: rows in the product tables under the webhook source
-``bench-<timestamp>`` (deleted), the ``bench_floor`` table (dropped) and Celery messages in
-Redis database ``BENCH_REDIS_DB`` (flushed).
+Side effects, all undone at the end: the servers write to a database of the bench's own
+(``bench/throwaway.py``, dropped) and send Celery messages to Redis database
+``BENCH_REDIS_DB`` (flushed).
 """
 
 import argparse
@@ -48,7 +49,6 @@ sys.path.insert(0, str(REPO_DIR))  # run as a script, only bench/ would be on th
 
 WORKERS = 2
 THREADS = 4
-WARMUP_SECONDS = 2.0
 # Bench servers use this Redis database for cache and Celery broker. Each created ticket
 # enqueues ticket_intake on commit and no worker listens here, so the messages pile up;
 # flushing this one database at the end removes exactly them. (Purging the shared
@@ -59,9 +59,9 @@ BENCH_REDIS_DB = 9
 WEBHOOK_RATE = "1000000/s"
 CUSTOMERS = 1000  # tickets are spread over this many customers (upserted per request)
 DUPLICATE_POOL = 5000  # bodies kept for the duplicate-delivery phase
+SMOKE_OUT = Path(tempfile.gettempdir()) / "bench-intake-smoke.json"
 FLOOR_TABLE = (
-    "CREATE TABLE IF NOT EXISTS bench_floor "
-    "(id bigserial PRIMARY KEY, body text, created_at timestamptz DEFAULT now())"
+    "CREATE TABLE bench_floor (id bigserial PRIMARY KEY, body text, created_at timestamptz DEFAULT now())"
 )
 TICKET_TEXT = (
     "Hello, since this morning our team cannot export invoices from the billing page. "
@@ -273,7 +273,7 @@ async def run_load(
             await drive(
                 clients[target.name],
                 target,
-                seconds=WARMUP_SECONDS,
+                seconds=args.warmup,
                 max_requests=args.max_requests,
                 label=f"{target.name} warm-up",
                 record=False,
@@ -375,30 +375,26 @@ def _postgres_info() -> dict:
     return info
 
 
-def cleanup(source: str, redis_url: str) -> dict:
-    """Delete what the run wrote: its tickets (with their messages), customers, the floor
-    table, and the Celery messages in the bench's Redis database."""
-    import redis
+def written(source: str) -> dict:
+    """What the run wrote, counted before its database is dropped."""
     from django.db import connection
 
-    from tickets.models import Customer, Ticket
+    from tickets.models import Ticket
 
-    tickets = Ticket.objects.filter(source=source)
-    created = tickets.count()
-    tickets.delete()
-    Customer.objects.filter(external_id__startswith=f"{source}-").delete()
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM bench_floor")
         floor_rows = cursor.fetchone()[0]
-        cursor.execute("DROP TABLE IF EXISTS bench_floor")
+    return {"tickets": Ticket.objects.filter(source=source).count(), "floor_rows": floor_rows}
+
+
+def flush_broker(redis_url: str) -> int:
+    """Empty the bench's Redis database; returns the ``ticket_intake`` messages it held."""
+    import redis
+
     client = redis.Redis.from_url(redis_url)
     queued = client.llen("tickets")
     client.flushdb()
-    return {
-        "tickets_created_and_deleted": created,
-        "floor_rows_dropped": floor_rows,
-        "celery_messages_flushed": queued,
-    }
+    return queued
 
 
 def _interrupt(signum, frame):
@@ -416,8 +412,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-duplicates", dest="duplicates", action="store_false", help="skip duplicate phase"
     )
+    parser.add_argument("--warmup", type=float, default=2, help="unmeasured seconds per target first")
     parser.add_argument("--out", type=Path, default=REPO_DIR / "bench" / "results" / "intake.json")
-    return parser.parse_args(argv)
+    parser.add_argument("--smoke", action="store_true", help="a tiny run that checks the bench works")
+    args = parser.parse_args(argv)
+    if args.smoke:  # small defaults; flags given still win
+        parser.set_defaults(seconds=1, rounds=1, concurrency=2, warmup=0.5, max_requests=50, out=SMOKE_OUT)
+        args = parser.parse_args(argv)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -439,20 +441,15 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()  # acquires the embedded Postgres/Redis; released at exit
     import gunicorn
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection
+
+    from bench.throwaway import throwaway_database
 
     # The settings log INFO to stderr; a line per request would cost the client CPU.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    print("migrating ...", file=sys.stderr)
-    call_command("migrate", verbosity=0)
-    with connection.cursor() as cursor:
-        cursor.execute(FLOOR_TABLE)
-
     bench_redis_url = _with_redis_db(settings.REDIS_URL, BENCH_REDIS_DB)
     env = {
         **os.environ,
-        "DATABASE_URL": settings.DATABASE_URL,
         "REDIS_URL": bench_redis_url,
         "CELERY_BROKER_URL": bench_redis_url,
         "SECRET_KEY": secret_key,
@@ -475,8 +472,14 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     servers: list[Server] = []
-    cleaned: dict = {}
-    with tempfile.TemporaryDirectory(prefix="bench-intake-") as log_dir:
+    print("creating the bench database ...", file=sys.stderr)
+    with (
+        throwaway_database("intake") as database_url,
+        tempfile.TemporaryDirectory(prefix="bench-") as log_dir,
+    ):
+        env["DATABASE_URL"] = database_url
+        with connection.cursor() as cursor:
+            cursor.execute(FLOOR_TABLE)
         try:
             product = start_server("webhook", "csai.settings", env, Path(log_dir))
             servers.append(product)
@@ -493,7 +496,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for server in servers:
                 stop_server(server)
-            cleaned = cleanup(source, bench_redis_url)
+            queued = flush_broker(bench_redis_url)
+        wrote = {**written(source), "celery_messages": queued}
+        postgres = _postgres_info()
         if any(t.stats.requests != len(t.stats.latencies) for t in (webhook, floor_insert, duplicate)):
             for server in servers:  # unexpected answers: show what the servers said
                 tail = server.log.read_text(errors="replace")[-3000:]
@@ -507,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
             "django": django.get_version(),
             "gunicorn": gunicorn.__version__,
             "httpx": httpx.__version__,
-            "postgres": _postgres_info(),
+            "postgres": postgres,
         },
         "services": "embedded (csai.embedded)" if embedded_services else "DATABASE_URL/REDIS_URL",
         "gunicorn": {
@@ -522,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
             "concurrency": args.concurrency,
             "seconds_per_target": args.seconds,
             "rounds": args.rounds,
-            "warmup_seconds_per_target": WARMUP_SECONDS,
+            "warmup_seconds_per_target": args.warmup,
             "max_requests_per_target": args.max_requests,
             "body_bytes": len(bodies.sent[0]) if bodies.sent else None,
             "customers": CUSTOMERS,
@@ -530,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
             "latency": "per request, client side; percentiles over expected-status responses",
         },
         "source": source,
-        "cleanup": cleaned,
+        "written": wrote,  # all dropped or flushed at the end
         "webhook": summarize(webhook),
         "floor_insert": summarize(floor_insert),
     }
@@ -552,5 +557,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        print("interrupted; servers stopped and bench rows removed", file=sys.stderr)
+        print("interrupted; servers stopped and bench database dropped", file=sys.stderr)
         sys.exit(130)

@@ -7,17 +7,21 @@ select, escalate and update for every ticket, each a task of its own with its da
 writes. Per-step figures come from the worker's own "succeeded in" log lines (task wall
 time) and from each decision's recorded agent latency.
 
-Uses the active models and knowledge base; when there are none yet it seeds them exactly
-as ``make run`` does (``manage.py seed_agents``).
+Runs in a database of its own (``bench/throwaway.py``), seeded exactly as ``make run``
+seeds a fresh installation (``manage.py seed_agents``: knowledge base, ``--history`` labeled
+demo tickets, a model per decision type), so every run starts from the same state: the
+policy in phase 1, every decision shadowed and queued for review.
 
 Usage: ``.venv/bin/python bench/pipeline.py [--tickets 1000] [--concurrency 1] [--out PATH]``
-(``make bench-pipeline``). Results go to ``bench/results/pipeline.json``.
+(``make bench-pipeline``). Results go to ``bench/results/pipeline.json``. ``--smoke``: a
+few tickets on a small model, to check that it runs to its end (its figures mean nothing).
 
-Side effects, undone at the end: the bench's tickets (source ``bench-pipeline-<timestamp>``)
-with their runs and decisions, and the Celery messages in Redis database ``BENCH_REDIS_DB``.
+Side effects, undone at the end: the bench's database (dropped) and the Celery messages in
+Redis database ``BENCH_REDIS_DB`` (flushed).
 """
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -38,6 +42,7 @@ sys.path.insert(0, str(REPO_DIR))
 # The worker's broker and cache: a database of its own, so a running `make run` neither
 # takes these tasks nor loses its own when the bench flushes this one at the end.
 BENCH_REDIS_DB = 10
+SMOKE_OUT = Path(tempfile.gettempdir()) / "bench-pipeline-smoke.json"
 TASK_DONE = re.compile(r"Task (?P<task>[\w.]+)\[[^\]]+\] succeeded in (?P<seconds>[\d.e-]+)s")
 
 
@@ -132,30 +137,31 @@ def agent_latencies(ticket_ids: list[int]) -> dict:
     return {decision_type: percentiles(values) for decision_type, values in sorted(latencies.items())}
 
 
-def cleanup(source: str, redis_url: str) -> int:
+def flush_broker(redis_url: str) -> int:
+    """Empty the bench's Redis database; returns how many keys it held."""
     import redis
-    from django.db import transaction
 
-    from agents.models import AgentDecision, PipelineRun
-    from tickets.models import Ticket
-
-    tickets = Ticket.objects.filter(source=source)
-    with transaction.atomic():
-        AgentDecision.objects.filter(ticket__in=tickets).delete()
-        PipelineRun.objects.filter(ticket__in=tickets).delete()
-        deleted, _ = tickets.delete()
-    redis.Redis.from_url(redis_url).flushdb()
-    return deleted
+    client = redis.Redis.from_url(redis_url)
+    keys = client.dbsize()
+    client.flushdb()
+    return keys
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tickets", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=1, help="worker processes (1: solo pool)")
+    parser.add_argument("--history", type=int, default=1500, help="labeled demo tickets to train on")
     parser.add_argument("--timeout", type=float, default=900, help="give up after this many seconds")
     parser.add_argument("--out", type=Path, default=REPO_DIR / "bench/results/pipeline.json")
+    parser.add_argument("--smoke", action="store_true", help="a tiny run that checks the bench works")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    if args.smoke:  # small defaults; flags given still win
+        parser.set_defaults(tickets=5, history=200, timeout=120, out=SMOKE_OUT)
+        args = parser.parse_args(argv)
+    # Leaves the database block and stops the worker. (Raising SIGINT instead did nothing when
+    # started in the background, where SIGINT is ignored.)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
     os.environ["DJANGO_SETTINGS_MODULE"] = "csai.settings"
     import django
@@ -165,28 +171,30 @@ def main(argv: list[str] | None = None) -> int:
     from django.core.management import call_command
 
     from agents.models import ModelVersion
+    from bench.throwaway import throwaway_database
 
-    call_command("migrate", verbosity=0)
-    call_command("seed_agents", verbosity=0)
     redis_url = urlunsplit(urlsplit(settings.REDIS_URL)._replace(path=f"/{BENCH_REDIS_DB}"))
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.DATABASE_URL,
-        "REDIS_URL": redis_url,
-        "CELERY_BROKER_URL": redis_url,
-        "SECRET_KEY": settings.SECRET_KEY,
-        "CSAI_WEBHOOK_SECRET": settings.CSAI_WEBHOOK_SECRET,
-        "ANTHROPIC_API_KEY": "",  # the local model, always
-        "LOG_LEVEL": "WARNING",  # keeps the app quiet; celery still logs each task at INFO
-    }
     started_at = datetime.now(UTC)
+    loadavg_before = [round(x, 2) for x in os.getloadavg()]  # other work on the machine skews it
     source = f"bench-pipeline-{started_at:%Y%m%d%H%M%S}"
     # This process sends the intake tasks to the bench's broker database, like the web would.
     from csai.celery import app
 
     app.conf.broker_url = redis_url
     worker = None
-    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+    with throwaway_database("pipeline") as database_url, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        print(f"seeding agents on {args.history} demo tickets ...", file=sys.stderr)
+        call_command("seed_agents", history=args.history, verbosity=0, stdout=io.StringIO())
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "CELERY_BROKER_URL": redis_url,
+            "SECRET_KEY": settings.SECRET_KEY,
+            "CSAI_WEBHOOK_SECRET": settings.CSAI_WEBHOOK_SECRET,
+            "ANTHROPIC_API_KEY": "",  # the local model, always
+            "LOG_LEVEL": "WARNING",  # keeps the app quiet; celery still logs each task at INFO
+        }
         log = Path(tmp) / "worker.log"
         try:
             ticket_ids = queue_tickets(args.tickets, source)
@@ -194,29 +202,34 @@ def main(argv: list[str] | None = None) -> int:
             seconds = wait_drained(ticket_ids, worker, log, args.timeout)
             steps = step_times(log)
             agents = agent_latencies(ticket_ids)
+            models = {
+                m.decision_type: f"v{m.version} {m.algorithm} ({m.training_size} examples)"
+                for m in ModelVersion.objects.filter(is_active=True)
+            }
         finally:
             if worker is not None:
                 worker.terminate()
                 worker.wait(timeout=60)
-            deleted = cleanup(source, redis_url)
-    models = {
-        m.decision_type: f"v{m.version} {m.algorithm} ({m.training_size} examples)"
-        for m in ModelVersion.objects.filter(is_active=True)
-    }
+            flush_broker(redis_url)
     results = {
         "benchmark": "pipeline",
         "timestamp": started_at.isoformat(timespec="seconds"),
-        "machine": {"nproc": len(os.sched_getaffinity(0)), "platform": platform.platform()},
+        "machine": {
+            "nproc": len(os.sched_getaffinity(0)),
+            "platform": platform.platform(),
+            "loadavg_before": loadavg_before,
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        },
         "worker": {"processes": args.concurrency, "pool": "solo" if args.concurrency == 1 else "prefork"},
         "provider": "local",
         "models": models,
+        "history": args.history,
         "tickets": len(ticket_ids),
         "seconds": round(seconds, 2),
         "tickets_per_second": round(len(ticket_ids) / seconds, 1),
         "tasks_per_ticket": round(sum(s["n"] for s in steps.values()) / len(ticket_ids), 2),
         "task_ms": steps,
         "agent_ms": agents,
-        "cleanup": {"tickets_deleted": deleted},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
