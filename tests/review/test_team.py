@@ -285,12 +285,14 @@ def test_a_reactivated_person_logs_in_with_their_password(supervisor_client, rit
 def test_a_new_password_replaces_the_old_one(supervisor_client, rita):
     asking = supervisor_client.post(f"{PAGE}{rita.pk}/password/")
     assert "Reset the password of rita?" in asking.content.decode()
-    assert Client().login(username="rita", password=PASSWORD)
+    session = Client()
+    assert session.login(username="rita", password=PASSWORD)
     response = supervisor_client.post(f"{PAGE}{rita.pk}/password/", {"confirm": "1"})
     assert response.status_code == 200 and "no-store" in response["Cache-Control"]
     password = secret_in(response)
     assert not Client().login(username="rita", password=PASSWORD)
     assert Client().login(username="rita", password=password)
+    assert session.get("/review/").status_code == 302  # the old password's session ended
 
 
 # --- API tokens ----------------------------------------------------------------------------
