@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from rest_framework.authtoken.models import Token
 
 from csai.errors import ApplicationError
@@ -110,7 +110,11 @@ def person_add(
     generated = "" if password else password_generate()
     password_check(password or generated, user=user)
     user.set_password(password or generated)
-    user.save()
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:  # added by someone else since the check above
+        raise ApplicationError(f"The username {username} is taken.", status_code=409) from None
     user.groups.add(group)
     _record(
         actor=actor,

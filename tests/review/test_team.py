@@ -12,6 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from csai.errors import ApplicationError
+from review import team_services
 from tests.factories import UserFactory
 from tests.review.conftest import make_item
 from tickets import roles
@@ -354,3 +356,11 @@ def test_every_action_is_logged_with_who_did_it(supervisor_client, rita, caplog)
     records = [r for r in caplog.records if r.name == "review.team_services"]
     assert [r.action for r in records] == ["role", "token-issue", "token-revoke", "deactivate", "reactivate"]
     assert {(r.actor, r.person) for r in records} == {("supervisor", "rita")}
+
+
+def test_a_username_taken_meanwhile_is_a_409_not_a_500(supervisor, monkeypatch):
+    UserFactory(username="nadia")
+    monkeypatch.setattr(User.objects, "filter", lambda **_: User.objects.none())  # the check misses it
+    with pytest.raises(ApplicationError) as refused:
+        team_services.person_add(actor=supervisor, username="nadia", role="reviewer")
+    assert refused.value.status_code == 409
