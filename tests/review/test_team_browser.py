@@ -7,13 +7,12 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from tests.factories import UserFactory
-from tests.review.test_browser import (  # noqa: F401 (fixtures)
-    browser,
-    open_page,
-    pytestmark,
-    shot,
-)
+from tests.review import test_browser
 from tickets import roles
+
+# The browser set-up of test_browser.py: its marks (and skip without Chromium), its fixtures.
+pytestmark = test_browser.pytestmark
+browser, open_page, shot = test_browser.browser, test_browser.open_page, test_browser.shot
 
 
 def _team():
@@ -28,7 +27,9 @@ def _team():
         username="omar", first_name="Omar", last_name="Haddad", groups=[roles.REVIEWER],
         last_login=now - timezone.timedelta(days=1, hours=3),
     )  # fmt: skip
-    UserFactory(username="lena", first_name="Lena", last_name="Berg", groups=[roles.REVIEWER], is_active=False)
+    UserFactory(
+        username="lena", first_name="Lena", last_name="Berg", groups=[roles.REVIEWER], is_active=False
+    )
     UserFactory(username="it-admin", is_staff=True, groups=[roles.ADMIN])
 
 
