@@ -1,9 +1,12 @@
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.validators import UnicodeUsernameValidator
 
 from agents import decision_types
 from agents.models import DecisionType, EscalationPath
 from review import selectors
+from review.roles import TEAM_ROLES
 from tickets.models import Category, Priority
 from tickets.roles import REVIEWER, SUPERVISOR
 
@@ -79,3 +82,43 @@ class DashboardForm(forms.Form):
 
     def clean_days(self) -> int:
         return self.cleaned_data["days"] or 30
+
+
+# --- the team page -------------------------------------------------------------------------
+
+
+class PersonAddForm(forms.Form):
+    """A new person on the team page (review.team_services.person_add checks it again)."""
+
+    username = forms.CharField(
+        label="Username", max_length=150, validators=[UnicodeUsernameValidator()],
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none"}),
+    )  # fmt: skip
+    first_name = forms.CharField(label="First name", max_length=150, required=False)
+    last_name = forms.CharField(label="Last name", max_length=150, required=False)
+    email = forms.EmailField(label="Email", required=False)
+    role = forms.ChoiceField(label="Role", choices=list(TEAM_ROLES.items()), initial=REVIEWER)
+    password = forms.CharField(
+        label="Password", required=False, strip=False,
+        help_text="Leave empty to generate one; it is shown once, to hand over.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )  # fmt: skip
+
+    def clean_username(self) -> str:
+        User = get_user_model()
+        username = User.normalize_username(self.cleaned_data["username"].strip())
+        if User.objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError(f"The username {username} is taken.")
+        return username
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        password = cleaned.get("password")
+        if password:
+            names = ("username", "first_name", "last_name", "email")
+            person = get_user_model()(**{name: cleaned.get(name) or "" for name in names})
+            try:
+                validate_password(password, person)
+            except forms.ValidationError as error:
+                self.add_error("password", error)
+        return cleaned

@@ -7,7 +7,10 @@ class ReviewConsole(models.Model):
     class Meta:
         managed = False
         default_permissions = ()
-        permissions = [("work_queue", "Can work the review queue: claim, decide, add notes")]
+        permissions = [
+            ("work_queue", "Can work the review queue: claim, decide, add notes"),
+            ("manage_team", "Can add people, set their roles, deactivate them and issue their API tokens"),
+        ]
 
     def __str__(self) -> str:
         return "review console"

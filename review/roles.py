@@ -7,15 +7,21 @@ WORK_QUEUE = "review.work_queue"
 CHANGE_TICKET = "tickets.change_ticket"
 # Supervisor pages (autonomy, alerts, calibration, dashboard) are shown to holders of this.
 SUPERVISE = "autonomy.change_phase"
+# The team page (review.team): add people, set their role, deactivate them, their API tokens.
+MANAGE_TEAM = "review.manage_team"
 
-# Integrators' API tokens are managed by admins in the Django admin (DRF's TokenProxy);
-# picking the token's user needs to see users.
+# The roles a supervisor may give on the team page, with their labels; admins (staff) are
+# made in the Django admin.
+TEAM_ROLES: dict[str, str] = {REVIEWER: "Reviewer", SUPERVISOR: "Supervisor"}
+
+# Admins may also manage API tokens in the Django admin (DRF's TokenProxy); picking the
+# token's user needs to see users. Supervisors do it on the team page.
 _TOKENS = [f"authtoken.{action}_tokenproxy" for action in ("view", "add", "delete")]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     REVIEWER: [WORK_QUEUE],
-    SUPERVISOR: [WORK_QUEUE],
-    ADMIN: [WORK_QUEUE, *_TOKENS, "auth.view_user"],
+    SUPERVISOR: [WORK_QUEUE, MANAGE_TEAM],
+    ADMIN: [WORK_QUEUE, MANAGE_TEAM, *_TOKENS, "auth.view_user"],
 }
 
 

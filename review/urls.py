@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from review import supervisor, views
+from review import supervisor, team, views
 from review.accounts import LoginView
 
 urlpatterns = [
@@ -58,4 +58,22 @@ urlpatterns += [
     ),
     path("supervisor/calibration/", supervisor.calibration_page, name="supervisor-calibration"),
     path("supervisor/dashboard/", supervisor.dashboard_page, name="supervisor-dashboard"),
+]
+
+# The team page (review.team).
+urlpatterns += [
+    path("supervisor/team/", team.team_page, name="supervisor-team"),
+    path("supervisor/team/add/", team.person_add, name="supervisor-team-add"),
+    path("supervisor/team/<int:user_id>/role/", team.person_role, name="supervisor-team-role"),
+    path(
+        "supervisor/team/<int:user_id>/deactivate/", team.person_deactivate, name="supervisor-team-deactivate"
+    ),
+    path(
+        "supervisor/team/<int:user_id>/reactivate/", team.person_reactivate, name="supervisor-team-reactivate"
+    ),
+    path("supervisor/team/<int:user_id>/password/", team.person_password, name="supervisor-team-password"),
+    path("supervisor/team/<int:user_id>/token/", team.token_issue, name="supervisor-team-token"),
+    path(
+        "supervisor/team/<int:user_id>/token/revoke/", team.token_revoke, name="supervisor-team-token-revoke"
+    ),
 ]

@@ -68,6 +68,15 @@ ACCESS: dict[str, dict[str, dict[str, str]]] = {
     "supervisor-alert-acknowledge": {"POST": SUPERVISE_OBJECT},
     "supervisor-calibration": {"GET": SUPERVISE},
     "supervisor-dashboard": {"GET": SUPERVISE},
+    # the team page (review.manage_team: supervisors)
+    "supervisor-team": {"GET": SUPERVISE},
+    "supervisor-team-add": {"POST": row(LOGIN, DENIED, DENIED, INVALID)},  # {}: no username
+    "supervisor-team-role": {"POST": SUPERVISE_OBJECT},
+    "supervisor-team-deactivate": {"POST": SUPERVISE_OBJECT},
+    "supervisor-team-reactivate": {"POST": SUPERVISE_OBJECT},
+    "supervisor-team-password": {"POST": SUPERVISE_OBJECT},
+    "supervisor-team-token": {"POST": SUPERVISE_OBJECT},
+    "supervisor-team-token-revoke": {"POST": SUPERVISE_OBJECT},
     # the API (a user's token; the webhook's signature is its only authentication)
     "webhook-tickets": {"POST": row(LOGIN, LOGIN, LOGIN, LOGIN)},
     "api-ticket-list": {"GET": API},

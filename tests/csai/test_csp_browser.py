@@ -22,6 +22,7 @@ PAGES = [
     "/supervisor/alerts/",
     "/supervisor/calibration/",
     "/supervisor/dashboard/",
+    "/supervisor/team/",
     "/api/docs/",
 ]
 
