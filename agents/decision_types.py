@@ -57,7 +57,10 @@ Propose = Callable[[TicketContext, dict[str, Proposal]], Proposal]
 
 
 class Applier(Protocol):
-    def __call__(self, *, ticket: "Ticket", value: dict, sender_id: str) -> None: ...
+    """Carries a decision's value out on its locked ticket; ``actor`` is the person whose
+    answer it is, None for the AI on its own."""
+
+    def __call__(self, *, ticket: "Ticket", value: dict, actor) -> None: ...
 
 
 def _label_value(name: str) -> Callable[[dict, str, "Ticket"], dict]:
@@ -137,6 +140,12 @@ def kinds() -> list[DecisionKind]:
 
 def names() -> list[str]:
     return [kind.name for kind in kinds()]
+
+
+def position(name: str) -> int:
+    """Where a type comes in pipeline order (unknown types last), to sort by."""
+    order = names()
+    return order.index(name) if name in order else len(order)
 
 
 def choices() -> list[tuple[str, str]]:

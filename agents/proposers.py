@@ -418,14 +418,10 @@ def _local_reply(ctx: TicketContext, strategy: Proposal, escalation: Proposal) -
     return reply, 0.4, "generic acknowledgement"
 
 
-def _internal_note(
-    ctx: TicketContext, category: Proposal, priority: Proposal, strategy: Proposal, escalation: Proposal
-) -> str:
-    lines = [
-        f"Category {category.label or 'unknown'} ({category.confidence:.2f}), "
-        f"priority {priority.label} ({priority.confidence:.2f}), strategy {strategy.label}.",
-        escalation.reasoning,
-    ]
+def _internal_note(ctx: TicketContext) -> str:
+    """What a person should know before answering: facts found, never the agents' decisions
+    (each decision shows on its own, and in phase 1 stays hidden until a person answered it)."""
+    lines = []
     found = {kind: values for kind, values in ctx.entities.items() if values}
     if found:
         lines.append("Entities: " + "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in found.items()))
@@ -440,7 +436,7 @@ def draft_updates(
     ctx: TicketContext, *, category: Proposal, priority: Proposal, strategy: Proposal, escalation: Proposal
 ) -> Proposal:
     """The customer reply draft and the internal note, both through the guardrails."""
-    note = _internal_note(ctx, category, priority, strategy, escalation)
+    note = _internal_note(ctx)
     reply, confidence, made_from = _local_reply(ctx, strategy, escalation)
     provider, model_name, prompt_version = Provider.RULES, "templates", ""
     tokens, cost = (0, 0), Decimal(0)

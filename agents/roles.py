@@ -18,7 +18,9 @@ _SUPERVISE = [
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
-    REVIEWER: ["agents.view_agentdecision"],
+    # Reviewers see decisions in the console, where phase 1 hides what nobody answered yet;
+    # the admin shows everything, so it is not theirs.
+    REVIEWER: [],
     SUPERVISOR: _SUPERVISE,
     ADMIN: _SUPERVISE,
 }

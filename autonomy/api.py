@@ -11,6 +11,7 @@ from autonomy import selectors
 from autonomy.models import Alert, AutomationPolicy, RollbackPoint
 from autonomy.serializers import (
     AcknowledgeSerializer,
+    AgentDecisionSerializer,
     AlertSerializer,
     DemoteSerializer,
     PolicySerializer,
@@ -21,6 +22,7 @@ from autonomy.serializers import (
 )
 from autonomy.services import monitor, transitions
 from tickets.api import CanViewTickets
+from tickets.selectors import get_ticket_for_user
 
 
 class CanChangePhases(permissions.BasePermission):
@@ -129,3 +131,16 @@ class AlertAcknowledgeView(APIView):
             )
         alert.refresh_from_db()
         return Response(AlertSerializer(alert).data)
+
+
+class TicketDecisionListView(APIView):
+    """The agents' decisions on one ticket, oldest first, with confidence, reasoning and
+    disposition; a phase-1 decision nobody answered yet is listed with its answer hidden."""
+
+    permission_classes = [permissions.IsAuthenticated, CanViewTickets]
+
+    @extend_schema(responses=AgentDecisionSerializer(many=True))
+    def get(self, request, ticket_id: int):
+        ticket = get_ticket_for_user(request.user, ticket_id)
+        decisions = selectors.ticket_decisions(ticket=ticket)
+        return Response(AgentDecisionSerializer(decisions, many=True).data)

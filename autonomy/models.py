@@ -184,11 +184,19 @@ class ReviewItem(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
         DONE = "done"
-        EXPIRED = "expired"
+        EXPIRED = "expired"  # closed unanswered: the ticket was escalated or resolved meanwhile
 
     class Outcome(models.TextChoices):
         CONFIRMED = "confirmed"
         OVERRIDDEN = "overridden"
+
+    class DraftRating(models.TextChoices):
+        """A reviewer's verdict on a drafted text they could not see while answering (phase 1):
+        the drafted type's agreement signal."""
+
+        FINE = "fine", "would have been fine to send"
+        NEEDED_EDITS = "needed_edits", "needed edits"
+        WRONG = "wrong", "wrong"
 
     decision = models.OneToOneField(AgentDecision, on_delete=models.PROTECT, related_name="review_item")
     ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="review_items")
@@ -213,6 +221,8 @@ class ReviewItem(models.Model):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     seconds_to_decide = models.FloatField(null=True, blank=True)
+    # Phase 1, drafted text: the person's verdict on the hidden draft, once revealed.
+    draft_rating = models.CharField(max_length=16, choices=DraftRating.choices, blank=True)
     created_at = models.DateTimeField()
 
     class Meta:
@@ -247,6 +257,11 @@ class ReviewItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.decision_type} on #{self.ticket_id}"
+
+    @property
+    def hides_answer(self) -> bool:
+        """Phase 1 and nobody answered yet: the AI's answer must not reach a person."""
+        return not self.show_suggestion and self.status == self.Status.PENDING
 
 
 class RollbackPoint(models.Model):

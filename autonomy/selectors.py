@@ -4,7 +4,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 
 from agents.models import AgentDecision, HumanLabel, ModelVersion
 from autonomy.calibration import Estimate, proportion_estimate, review_weight
@@ -348,6 +348,15 @@ def retrain_due(*, decision_type: str) -> bool:
         return labels >= settings.CSAI_RETRAIN_FIRST
     # training_size counts the labels outside the held-out fifth, about 80 % of all.
     return labels * 0.8 >= model.training_size * (1 + settings.CSAI_RETRAIN_GROWTH)
+
+
+def ticket_decisions(*, ticket) -> QuerySet[AgentDecision]:
+    """Every decision on a ticket, oldest first (the audit trail), with what became of it."""
+    return (
+        AgentDecision.objects.filter(ticket=ticket)
+        .select_related("run", "disposition", "review_item")
+        .order_by("created_at", "id")
+    )
 
 
 # --- what the quality monitor reads -----------------------------------------------------------

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from agents.models import AgentDecision
 from autonomy.models import Alert, AutomationPolicy, PhaseTransition, RollbackPoint
 
 
@@ -105,3 +106,58 @@ class AlertSerializer(serializers.ModelSerializer):
 
 class AcknowledgeSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+# What a decision hidden in phase 1 does not show until a person answered it.
+HIDDEN_FIELDS = (
+    "value", "label", "raw_confidence", "calibrated_confidence", "out_of_scope", "guardrail_violations",
+    "reasoning", "evidence",
+)  # fmt: skip
+
+
+class AgentDecisionSerializer(serializers.ModelSerializer):
+    """A decision as the audit trail shows it; one whose answer phase 1 still hides (a person
+    has not answered it yet) comes with ``hidden`` true and its answer fields null."""
+
+    run = serializers.IntegerField(source="run.number", read_only=True)
+    hidden = serializers.SerializerMethodField()
+    disposition = serializers.CharField(source="disposition.kind", default=None, read_only=True)
+
+    def get_hidden(self, decision: AgentDecision) -> bool:
+        item = getattr(decision, "review_item", None)
+        return bool(item and item.hides_answer)
+
+    def to_representation(self, decision: AgentDecision) -> dict:
+        data = super().to_representation(decision)
+        if data["hidden"]:
+            data.update(dict.fromkeys(HIDDEN_FIELDS))
+        return data
+
+    class Meta:
+        model = AgentDecision
+        fields = [
+            "id",
+            "run",
+            "agent",
+            "decision_type",
+            "value",
+            "label",
+            "raw_confidence",
+            "calibrated_confidence",
+            "out_of_scope",
+            "guardrail_violations",
+            "reasoning",
+            "evidence",
+            "provider",
+            "model_name",
+            "prompt_version",
+            "latency_ms",
+            "input_tokens",
+            "output_tokens",
+            "cost_usd",
+            "correlation_id",
+            "created_at",
+            "disposition",
+            "hidden",
+        ]
+        read_only_fields = fields

@@ -3,7 +3,6 @@ from django.urls import include, path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from agents import api as agents_api
 from autonomy import api as autonomy_api
 from csai import health, metrics
 from tickets import api as tickets_api
@@ -29,7 +28,7 @@ urlpatterns = [
     ),
     path(
         "api/v1/tickets/<int:ticket_id>/decisions/",
-        agents_api.TicketDecisionListView.as_view(),
+        autonomy_api.TicketDecisionListView.as_view(),
         name="api-ticket-decisions",
     ),
     path("api/v1/policies/", autonomy_api.PolicyListView.as_view(), name="api-policy-list"),

@@ -19,7 +19,11 @@ def demo_users_ensure(*, password: str | None) -> str | None:
     """
     shown = None
     for username, role in DEMO_USERS.items():
-        user, created = get_user_model().objects.get_or_create(username=username, defaults={"is_staff": True})
+        # Only supervisors use the admin: it shows every decision, phase 1's hidden ones too.
+        staff = role == roles.SUPERVISOR
+        user, created = get_user_model().objects.get_or_create(
+            username=username, defaults={"is_staff": staff}
+        )
         if created or password:
             if password is None:
                 shown = shown or secrets.token_urlsafe(12)

@@ -7,82 +7,100 @@ import hashlib
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import EscalationPath
 from autonomy.models import CLAIM_TTL, ReviewItem
-from autonomy.services.controller import outgoing_text_check, review_item_hold
+from autonomy.services.controller import outgoing_text_check, review_item_hold, ticket_review_close
 from csai.errors import ApplicationError
 from tickets.models import Message, Ticket
 from tickets.services import (
     message_post,
     ticket_assign,
     ticket_await_customer,
+    ticket_close,
     ticket_escalate,
     ticket_reopen,
+    ticket_resolve,
 )
 
-# --- claims ------------------------------------------------------------------------------
+CLOSED = (Ticket.Status.RESOLVED, Ticket.Status.CLOSED)
+
+# --- claims: a reviewer holds a whole ticket ---------------------------------------------------
 
 
-def review_item_claim(*, item: ReviewItem, user) -> ReviewItem:
-    """Hold ``item`` for ``user`` for ``CLAIM_TTL``; nobody else may decide it meanwhile.
+def ticket_review_claim(*, ticket: Ticket, user) -> None:
+    """Hold every pending review item of ``ticket`` for ``user`` for ``CLAIM_TTL``; nobody else
+    may answer them meanwhile. A reviewer works one ticket at a time: taking one gives back
+    any other they held.
 
-    A conditional UPDATE (pending, and free, expired or already ours) whose row count says
-    who won, so two reviewers racing for one item never both hold it. Claiming an item we
-    hold does not extend the claim: its start is when the time to decide is counted from.
-    A reviewer works one item at a time: taking one gives back any other they held.
-    Raises ``ApplicationError`` (409) when someone else holds it or it was decided.
+    Locks the ticket's pending items (in id order, so two reviewers racing for one ticket are
+    served one after the other). Claiming what we hold does not extend the claim: its start
+    is when the time to decide is counted from. Raises ``ApplicationError`` (409) when
+    someone else holds the ticket or nothing waits on it.
     """
     now = timezone.now()
-    ReviewItem.objects.filter(claimed_by=user, status=ReviewItem.Status.PENDING).exclude(pk=item.pk).update(
-        claimed_by=None, claimed_until=None
-    )
-    pending = ReviewItem.objects.filter(pk=item.pk, status=ReviewItem.Status.PENDING)
-    if not pending.filter(claimed_by=user, claimed_until__gt=now).exists():
-        free = Q(claimed_by__isnull=True) | Q(claimed_until__lt=now) | Q(claimed_by=user)
-        if not pending.filter(free).update(claimed_by=user, claimed_until=now + CLAIM_TTL):
-            item.refresh_from_db(fields=["status", "claimed_by", "claimed_until"])
-            if item.status != ReviewItem.Status.PENDING:
-                raise ApplicationError("This item has already been decided.", status_code=409)
-            raise ApplicationError(f"{item.claimed_by} is working on this item.", status_code=409)
-    item.refresh_from_db(fields=["claimed_by", "claimed_until"])
-    return item
+    with transaction.atomic():
+        ReviewItem.objects.filter(claimed_by=user, status=ReviewItem.Status.PENDING).exclude(
+            ticket=ticket
+        ).update(claimed_by=None, claimed_until=None)
+        items = list(
+            ReviewItem.objects.select_for_update(of=("self",))
+            .filter(ticket=ticket, status=ReviewItem.Status.PENDING)
+            .select_related("claimed_by")
+            .order_by("id")
+        )
+        if not items:
+            raise ApplicationError("Nothing on this ticket waits for a person any more.", status_code=409)
+        for item in items:
+            if item.claimed_by_id not in (None, user.pk) and item.claimed_until and item.claimed_until > now:
+                raise ApplicationError(f"{item.claimed_by} is working on this ticket.", status_code=409)
+        ReviewItem.objects.filter(pk__in=[item.pk for item in items]).exclude(
+            claimed_by=user, claimed_until__gt=now
+        ).update(claimed_by=user, claimed_until=now + CLAIM_TTL)
 
 
-def review_item_release(*, item: ReviewItem, user) -> bool:
-    """Give back a claim ``user`` holds; False when they held none."""
+def ticket_review_release(*, ticket: Ticket, user) -> bool:
+    """Give back the ticket ``user`` holds; False when they held none of it."""
     return bool(
-        ReviewItem.objects.filter(pk=item.pk, claimed_by=user, status=ReviewItem.Status.PENDING).update(
+        ReviewItem.objects.filter(ticket=ticket, claimed_by=user, status=ReviewItem.Status.PENDING).update(
             claimed_by=None, claimed_until=None
         )
     )
 
 
-def review_escalate(*, item: ReviewItem, user, path: str, note: str) -> None:
-    """Escalate the item's ticket along ``path`` with the reviewer's note; the item stays in the
-    queue (released) for whoever decides it next."""
+def _ticket_held(ticket: Ticket, user) -> Ticket:
+    """The ticket row locked, if nobody else holds its review now. Call inside a transaction."""
+    locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    for item in ReviewItem.objects.filter(ticket=ticket, status=ReviewItem.Status.PENDING):
+        review_item_hold(item=item, actor=user)
+    return locked
+
+
+# --- what a person does with a ticket --------------------------------------------------------
+
+
+def ticket_escalate_by(*, ticket: Ticket, user, path: str, note: str) -> None:
+    """Escalate ``ticket`` along ``path`` with the person's note. Its pending review items are
+    closed: the team it goes to answers it now."""
     if path not in EscalationPath.values:
         raise ApplicationError(f"{path!r} is not an escalation path.")
     with transaction.atomic():
-        review_item_hold(item=item, actor=user)
-        ticket = Ticket.objects.select_for_update().get(pk=item.ticket_id)
+        ticket = _ticket_held(ticket, user)
         text = f"Escalated by {user.get_username()} to {EscalationPath(path).ladder[0]} ({path} path)."
         if note.strip():
             text += f" {note.strip()}"
         ticket_escalate(ticket=ticket, team=path, note=text, sender_id=str(user.pk))
-        review_item_release(item=item, user=user)
+        ticket_review_close(ticket=ticket, why="escalated")
 
 
-def review_request_info(*, item: ReviewItem, user, text: str) -> None:
+def ticket_request_info_by(*, ticket: Ticket, user, text: str) -> None:
     """Ask the customer for more information; the ticket then waits for them."""
     if not text.strip():
         raise ApplicationError("Write what you need to know.")
     outgoing_text_check(text)
     with transaction.atomic():
-        review_item_hold(item=item, actor=user)
-        ticket = Ticket.objects.select_for_update().get(pk=item.ticket_id)
+        ticket = _ticket_held(ticket, user)
         message_post(
             ticket=ticket,
             kind=Message.Kind.EXTERNAL,
@@ -109,12 +127,43 @@ def note_add(*, ticket: Ticket, user, text: str) -> Message:
 # --- tickets (supervisors) -----------------------------------------------------------------
 
 
+def ticket_resolve_by(*, ticket: Ticket, user) -> None:
+    """The person says the customer's problem is solved; what still waited for review on the
+    ticket is closed."""
+    if ticket.status in CLOSED:
+        raise ApplicationError(f"The ticket is already {ticket.get_status_display().lower()}.")
+    with transaction.atomic():
+        ticket = _ticket_held(ticket, user)
+        ticket_resolve(ticket=ticket)
+        ticket_review_close(ticket=ticket, why="resolved")
+        note_add(ticket=ticket, user=user, text=f"Resolved by {user.get_username()}.")
+
+
+def ticket_close_by(*, ticket: Ticket, user) -> None:
+    """Close the ticket for good (resolving it first if it was not)."""
+    if ticket.status == Ticket.Status.CLOSED:
+        raise ApplicationError("The ticket is already closed.")
+    with transaction.atomic():
+        ticket = _ticket_held(ticket, user)
+        ticket_close(ticket=ticket)
+        ticket_review_close(ticket=ticket, why="closed")
+        note_add(ticket=ticket, user=user, text=f"Closed by {user.get_username()}.")
+
+
 def ticket_reopen_by(*, ticket: Ticket, user) -> None:
-    if ticket.status in (Ticket.Status.OPEN, Ticket.Status.NEW):
-        raise ApplicationError("The ticket is already open.")
+    """Open a resolved or closed ticket again."""
+    if ticket.status not in CLOSED:
+        raise ApplicationError("Only a resolved or closed ticket can be reopened.")
     with transaction.atomic():
         ticket_reopen(ticket=ticket)
         note_add(ticket=ticket, user=user, text=f"Reopened by {user.get_username()}.")
+
+
+def ticket_assign_to_me(*, ticket: Ticket, user) -> None:
+    """``user`` takes the ticket (its team stays)."""
+    if ticket.assignee_id == user.pk:
+        raise ApplicationError("The ticket is already yours.")
+    ticket_reassign_by(ticket=ticket, user=user, team=ticket.team, assignee=user)
 
 
 def ticket_reassign_by(*, ticket: Ticket, user, team: str, assignee) -> None:

@@ -9,24 +9,40 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("review/", views.queue, name="review-queue"),
     path("review/counts/", views.queue_counts, name="review-counts"),
-    path("review/items/<int:item_id>/", views.item_detail, name="review-item"),
-    path("review/items/<int:item_id>/next/", views.item_step, {"direction": "next"}, name="review-item-next"),
+    path("review/next/", views.review_next, name="review-next"),
+    path("review/tickets/<int:ticket_id>/", views.review_ticket, name="review-ticket"),
     path(
-        "review/items/<int:item_id>/previous/",
-        views.item_step,
+        "review/tickets/<int:ticket_id>/next/",
+        views.review_step,
+        {"direction": "next"},
+        name="review-ticket-next",
+    ),
+    path(
+        "review/tickets/<int:ticket_id>/previous/",
+        views.review_step,
         {"direction": "previous"},
-        name="review-item-previous",
+        name="review-ticket-previous",
     ),
-    path("review/items/<int:item_id>/decide/", views.item_decide, name="review-item-decide"),
-    path("review/items/<int:item_id>/escalate/", views.item_escalate, name="review-item-escalate"),
+    path("review/tickets/<int:ticket_id>/answer/", views.review_answer, name="review-answer"),
+    path("review/tickets/<int:ticket_id>/escalate/", views.review_escalate, name="review-escalate"),
     path(
-        "review/items/<int:item_id>/request-info/", views.item_request_info, name="review-item-request-info"
+        "review/tickets/<int:ticket_id>/request-info/", views.review_request_info, name="review-request-info"
     ),
-    path("review/items/<int:item_id>/notes/", views.item_note, name="review-item-note"),
-    path("review/items/<int:item_id>/release/", views.item_release, name="review-item-release"),
+    path("review/tickets/<int:ticket_id>/notes/", views.review_note, name="review-note"),
+    path("review/tickets/<int:ticket_id>/release/", views.review_release, name="review-release"),
+    path("review/items/<int:item_id>/", views.item_detail, name="review-item"),
+    path("review/items/<int:item_id>/rate/", views.item_rate, name="review-item-rate"),
     path("tickets/", views.ticket_search, name="ticket-search"),
     path("tickets/<int:ticket_id>/", views.ticket_detail, name="ticket-detail"),
-    path("tickets/<int:ticket_id>/reopen/", views.ticket_reopen, name="ticket-reopen"),
+    *[
+        path(
+            f"tickets/<int:ticket_id>/{action}/",
+            views.ticket_lifecycle,
+            {"action": action},
+            name=f"ticket-{action}",
+        )
+        for action in views.LIFECYCLE
+    ],
     path("tickets/<int:ticket_id>/reassign/", views.ticket_reassign, name="ticket-reassign"),
 ]
 

@@ -89,21 +89,21 @@ def page_or_partial(request, template: str, partial: str, context: dict, **kwarg
 def queue(request):
     form = forms.QueueFilterForm(request.GET)
     if not form.is_valid():
-        context = {"form": form, "items": []}
+        context = {"form": form, "rows": []}
         return page_or_partial(request, "review/queue.html", "queue-table", context, status=400)
     page = form.cleaned_data["page"] or 1
-    items, has_next = selectors.queue_page(filters=form.filters(), page=page)
+    now = timezone.now()
+    rows, has_next = selectors.queue_page(filters=form.filters(), page=page, user=request.user, now=now)
     query = request.GET.copy()
     query.pop("page", None)
     context = {
         "form": form,
-        "items": items,
+        "rows": rows,
         "page": page,
         "has_next": has_next,
         "query": query.urlencode(),
         "counts": selectors.queue_counts(),
-        "user_id": request.user.pk,
-        "now": timezone.now(),
+        "now": now,
     }
     return page_or_partial(request, "review/queue.html", "queue-table", context)
 
@@ -113,110 +113,157 @@ def queue_counts(request):
     return render(request, "review/queue.html#queue-counts", {"counts": selectors.queue_counts()})
 
 
-# --- one item ------------------------------------------------------------------------------
+# --- one ticket's review ---------------------------------------------------------------------
 
 
-def _workspace(request, item: ReviewItem, *, notice: str = "") -> dict:
-    """Everything the item page shows; claims the item when it is still waiting."""
+def _workspace(request, ticket, *, notice: str = "") -> dict:
+    """Everything the review page shows; claims the ticket while something on it waits."""
+    pending = selectors.review_pending(ticket=ticket)
     claim_error = ""
-    if item.status == ReviewItem.Status.PENDING:
+    if pending:
         try:
-            item = services.review_item_claim(item=item, user=request.user)
+            services.ticket_review_claim(ticket=ticket, user=request.user)
+            pending = selectors.review_pending(ticket=ticket)
         except ApplicationError as error:
             claim_error = error.message
-    ticket = item.ticket
+    held = bool(pending) and all(item.claimed_by_id == request.user.pk for item in pending)
     return {
-        "item": item,
         "ticket": ticket,
-        "decision": item.decision,
+        "pending": [(item, decision_types.get(item.decision_type)) for item in pending],
+        "revealed": [
+            (item, decision_types.get(item.decision_type))
+            for item in selectors.review_revealed(ticket=ticket, user=request.user)
+        ],
+        "claimed_until": min((item.claimed_until for item in pending if item.claimed_until), default=None),
         "timeline": selectors.ticket_timeline(ticket=ticket),
         "recent": selectors.customer_recent_tickets(ticket=ticket),
-        "kind": decision_types.get(item.decision_type),
-        "paths": EscalationPath.values,
-        "held": item.status == ReviewItem.Status.PENDING and item.claimed_by_id == request.user.pk,
+        "paths": EscalationPath.choices,
+        "held": held,
         "claim_error": claim_error,
         "notice": notice,
+        "can_reassign": request.user.has_perm(CHANGE_TICKET),
     }
 
 
-@console_view()
-def item_detail(request, item_id: int):
-    item = selectors.get_review_item_for_user(request.user, item_id)
-    response = page_or_partial(request, "review/item.html", "workspace", _workspace(request, item))
-    if request.htmx:  # also when htmx followed a redirect from item_step: the item's own address
-        response["HX-Push-Url"] = reverse("review-item", args=[item.pk])
+def _review_page(request, ticket, *, notice: str = "", status: int = 200) -> HttpResponse:
+    context = _workspace(request, ticket, notice=notice)
+    response = page_or_partial(request, "review/item.html", "workspace", context, status=status)
+    if request.htmx:
+        response["HX-Push-Url"] = reverse("review-ticket", args=[ticket.pk])
     return response
 
 
 @console_view()
-def item_step(request, item_id: int, direction: str):
-    """The next or previous item around this one in queue order (worked out only when asked,
-    so an item page never pays for it); the queue when there is none."""
+def review_ticket(request, ticket_id: int):
+    return _review_page(request, selectors.get_review_ticket_for_user(request.user, ticket_id))
+
+
+@console_view()
+def item_detail(request, item_id: int):
+    """An item's old address: its ticket's review."""
     item = selectors.get_review_item_for_user(request.user, item_id)
-    previous_id, next_id = selectors.queue_neighbours(item=item, user=request.user)
+    return redirect("review-ticket", ticket_id=item.ticket_id)
+
+
+@console_view()
+def review_step(request, ticket_id: int, direction: str):
+    """The next or previous ticket around this one in queue order (worked out only when asked,
+    so a review page never pays for it); the queue when there is none."""
+    ticket = selectors.get_review_ticket_for_user(request.user, ticket_id)
+    previous_id, next_id = selectors.queue_neighbours(ticket=ticket, user=request.user)
     target = next_id if direction == "next" else previous_id
     if target:
-        return redirect("review-item", item_id=target)
+        return redirect("review-ticket", ticket_id=target)
     return HttpResponseClientRedirect(reverse("review-queue")) if request.htmx else redirect("review-queue")
 
 
-def _after_action(request, item: ReviewItem, *, move_on: bool, notice: str) -> HttpResponse:
-    """The next item (or the same one), swapped in by htmx with its address pushed; without
+@console_view()
+def review_next(request):
+    """The ticket to review now: the top of the queue among those nobody else holds."""
+    next_id = selectors.next_ticket_id(user=request.user)
+    return redirect("review-ticket", ticket_id=next_id) if next_id else redirect("review-queue")
+
+
+def _after_action(request, ticket, *, move_on: bool, notice: str) -> HttpResponse:
+    """The next ticket (or the same one), swapped in by htmx with its address pushed; without
     htmx, a redirect there."""
-    next_id = item.pk
+    next_id = ticket.pk
     if move_on:
-        item.refresh_from_db(fields=["status"])
-        after = item if item.status == ReviewItem.Status.PENDING else None  # escalated: the one after it
-        next_id = selectors.next_item_id(user=request.user, after=after)
-    url = reverse("review-item", args=[next_id]) if next_id else reverse("review-queue")
+        next_id = selectors.next_ticket_id(user=request.user, after=ticket)
+    url = reverse("review-ticket", args=[next_id]) if next_id else reverse("review-queue")
     if not request.htmx:
         return redirect(url)
     if next_id is None:
         response = HttpResponseClientRedirect(url)
     else:
-        target = selectors.get_review_item_for_user(request.user, next_id)
-        response = render(request, "review/item.html#workspace", _workspace(request, target, notice=notice))
-        response["HX-Push-Url"] = url
+        response = _review_page(
+            request, selectors.get_review_ticket_for_user(request.user, next_id), notice=notice
+        )
     response["HX-Trigger"] = DECIDED_EVENT
     return response
 
 
+def _answers(post) -> dict[int, controller.Answer]:
+    """The one-pass form: ``answer-<item id>`` (a label; for a drafted text ``draft``,
+    ``edited`` or ``not_sent``) and ``reply-<item id>`` (the text to send)."""
+    answers = {}
+    for key, value in post.items():
+        prefix, _, item_id = key.partition("-")
+        if prefix == "answer" and item_id.isdigit() and value:
+            answers[int(item_id)] = controller.Answer(label=value, reply=post.get(f"reply-{item_id}"))
+    return answers
+
+
 @console_view(methods=("POST",))
-def item_decide(request, item_id: int):
-    item = selectors.get_review_item_for_user(request.user, item_id)
-    label = request.POST.get("label", "")
-    outcome = controller.review_item_answer(
-        item=item, actor=request.user, label=label, reply=request.POST.get("reply")
+def review_answer(request, ticket_id: int):
+    """Every pending decision of the ticket answered in one pass."""
+    ticket = selectors.get_review_ticket_for_user(request.user, ticket_id)
+    outcomes = controller.ticket_review_answer(
+        ticket=ticket, actor=request.user, answers=_answers(request.POST)
     )
-    return _after_action(request, item, move_on=True, notice=f"Saved: {outcome} ({label}).")
+    confirmed = sum(outcome == ReviewItem.Outcome.CONFIRMED for outcome in outcomes.values())
+    notice = f"Saved {len(outcomes)} answers on #{ticket.pk}: {confirmed} agreed with the AI."
+    if selectors.review_revealed(ticket=ticket, user=request.user):
+        return _after_action(request, ticket, move_on=False, notice=notice)  # phase 1: see what the AI said
+    return _after_action(request, ticket, move_on=True, notice=notice)
 
 
 @console_view(methods=("POST",))
-def item_escalate(request, item_id: int):
+def item_rate(request, item_id: int):
+    """Rate a drafted text that was hidden while the reviewer answered (phase 1)."""
     item = selectors.get_review_item_for_user(request.user, item_id)
-    path = request.POST.get("path", "urgent")
-    services.review_escalate(item=item, user=request.user, path=path, note=request.POST.get("note", ""))
-    return _after_action(request, item, move_on=True, notice=f"Ticket #{item.ticket_id} escalated ({path}).")
+    controller.draft_rate(item=item, actor=request.user, rating=request.POST.get("rating", ""))
+    return _after_action(request, item.ticket, move_on=False, notice="Thanks: the draft is rated.")
 
 
 @console_view(methods=("POST",))
-def item_request_info(request, item_id: int):
-    item = selectors.get_review_item_for_user(request.user, item_id)
-    services.review_request_info(item=item, user=request.user, text=request.POST.get("text", ""))
-    return _after_action(request, item, move_on=False, notice="Asked the customer for more information.")
+def review_escalate(request, ticket_id: int):
+    ticket = selectors.get_review_ticket_for_user(request.user, ticket_id)
+    path = request.POST.get("path", EscalationPath.URGENT)
+    services.ticket_escalate_by(
+        ticket=ticket, user=request.user, path=path, note=request.POST.get("note", "")
+    )
+    return _after_action(request, ticket, move_on=True, notice=f"Ticket #{ticket.pk} escalated ({path}).")
 
 
 @console_view(methods=("POST",))
-def item_note(request, item_id: int):
-    item = selectors.get_review_item_for_user(request.user, item_id)
-    services.note_add(ticket=item.ticket, user=request.user, text=request.POST.get("text", ""))
-    return _after_action(request, item, move_on=False, notice="Note added.")
+def review_request_info(request, ticket_id: int):
+    ticket = selectors.get_review_ticket_for_user(request.user, ticket_id)
+    services.ticket_request_info_by(ticket=ticket, user=request.user, text=request.POST.get("text", ""))
+    return _after_action(request, ticket, move_on=False, notice="Asked the customer for more information.")
 
 
 @console_view(methods=("POST",))
-def item_release(request, item_id: int):
-    item = selectors.get_review_item_for_user(request.user, item_id)
-    services.review_item_release(item=item, user=request.user)
+def review_note(request, ticket_id: int):
+    ticket = selectors.get_review_ticket_for_user(request.user, ticket_id)
+    services.note_add(ticket=ticket, user=request.user, text=request.POST.get("text", ""))
+    return _after_action(request, ticket, move_on=False, notice="Note added.")
+
+
+@console_view(methods=("POST",))
+def review_release(request, ticket_id: int):
+    ticket = selectors.get_review_ticket_for_user(request.user, ticket_id)
+    services.ticket_review_release(ticket=ticket, user=request.user)
     return (
         redirect("review-queue") if not request.htmx else HttpResponseClientRedirect(reverse("review-queue"))
     )
@@ -249,11 +296,25 @@ def ticket_detail(request, ticket_id: int):
     return page_or_partial(request, "review/ticket.html", "ticket-main", _ticket_context(request, ticket))
 
 
-@console_view(methods=("POST",), permission=CHANGE_TICKET)
-def ticket_reopen(request, ticket_id: int):
+# What a person does with a ticket: ``services`` function and what the page then says.
+LIFECYCLE = {
+    "resolve": (services.ticket_resolve_by, "Ticket resolved."),
+    "close": (services.ticket_close_by, "Ticket closed."),
+    "reopen": (services.ticket_reopen_by, "Ticket reopened."),
+    "assign-to-me": (services.ticket_assign_to_me, "The ticket is yours now."),
+}
+
+
+@console_view(methods=("POST",))
+def ticket_lifecycle(request, ticket_id: int, action: str):
+    """Resolve, close, reopen or take a ticket, from its page or its review."""
     ticket = get_ticket_for_user(request.user, ticket_id)
-    services.ticket_reopen_by(ticket=ticket, user=request.user)
-    return _ticket_changed(request, ticket, "Ticket reopened.")
+    change, notice = LIFECYCLE[action]
+    change(ticket=ticket, user=request.user)
+    back = request.POST.get("next", "")
+    if not request.htmx and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        return redirect(back)
+    return _ticket_changed(request, ticket, notice)
 
 
 @console_view(methods=("POST",), permission=CHANGE_TICKET)

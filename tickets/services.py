@@ -237,6 +237,20 @@ def sla_refresh(*, now: datetime | None = None) -> int:
     return Ticket.objects.filter(pk__in=changed.values("pk")).update(sla_state=new_state)
 
 
+def ticket_resolve(*, ticket: Ticket) -> None:
+    """The customer's problem is solved: the resolution deadline stops counting."""
+    ticket.status = Ticket.Status.RESOLVED
+    ticket.resolved_at = timezone.now()
+    ticket.save(update_fields=["status", "resolved_at", "updated_at"])
+
+
+def ticket_close(*, ticket: Ticket) -> None:
+    """Closed for good; a ticket closed without being resolved counts as resolved now."""
+    ticket.status = Ticket.Status.CLOSED
+    ticket.resolved_at = ticket.resolved_at or timezone.now()
+    ticket.save(update_fields=["status", "resolved_at", "updated_at"])
+
+
 def ticket_reopen(*, ticket: Ticket) -> None:
     """Open a ticket again (after it was resolved, closed or escalated)."""
     ticket.status = Ticket.Status.OPEN

@@ -3,6 +3,7 @@ and the one place a person's answer to a review item is taken."""
 
 import hashlib
 import logging
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
@@ -18,8 +19,6 @@ from csai.errors import ApplicationError
 from tickets.models import Ticket
 
 logger = logging.getLogger(__name__)
-
-AI_SENDER = "csai-agents"
 
 
 def policy_for(decision_type: str) -> AutomationPolicy:
@@ -125,15 +124,15 @@ def _queue(
     )
 
 
-def decision_apply(*, decision: AgentDecision, value: dict | None = None, sender_id: str = AI_SENDER) -> None:
-    """Carry a decision (or a person's version of it) out on its ticket, as its decision
-    type's registered applier does it.
+def decision_apply(*, decision: AgentDecision, value: dict | None = None, actor=None) -> None:
+    """Carry a decision (or a person's version of it, ``actor`` that person) out on its
+    ticket, as its decision type's registered applier does it.
 
     Call inside a transaction; the ticket row is locked here.
     """
     ticket = Ticket.objects.select_for_update().select_related("customer").get(pk=decision.ticket_id)
     applier = decision_types.applier(decision.decision_type)
-    applier(ticket=ticket, value=decision.value if value is None else value, sender_id=sender_id)
+    applier(ticket=ticket, value=decision.value if value is None else value, actor=actor)
 
 
 # --- a person's answer ---------------------------------------------------------------------
@@ -189,17 +188,13 @@ def review_item_answer(
     kind = decision_types.get(item.decision_type)
     if label not in kind.labels():
         raise ApplicationError(f"{label!r} is not an answer for {item.decision_type}.")
-    edited = kind.drafts_text and label == ReplyAnswer.EDITED
-    if edited:
-        if not (reply or "").strip():
-            raise ApplicationError("The edited reply is empty.")
-        outgoing_text_check(reply)
     with transaction.atomic():
         locked = review_item_hold(item=item, actor=actor)
         decision = locked.decision
-        blocked = bool(decision.guardrail_violations) or decision.label != ReplyAnswer.SENT
-        if kind.drafts_text and label == ReplyAnswer.SENT and blocked:
-            raise ApplicationError("This draft was blocked by the guardrails: edit it before sending.")
+        ticket = Ticket.objects.get(pk=decision.ticket_id)
+        text = (reply or "").strip()
+        if kind.drafts_text:
+            label = _drafted_answer(kind, decision, ticket, label=label, text=text)
         outcome = ReviewItem.Outcome.CONFIRMED if label == decision.label else ReviewItem.Outcome.OVERRIDDEN
         ReviewItem.objects.filter(pk=locked.pk).update(
             status=ReviewItem.Status.DONE,
@@ -210,17 +205,16 @@ def review_item_answer(
             seconds_to_decide=_seconds_since_claim(locked, actor) if seconds is None else seconds,
         )
         deciding = locked.kind == ReviewItem.Kind.DECIDE
-        ticket = Ticket.objects.get(pk=decision.ticket_id)
         if kind.drafts_text:
             if deciding and label == ReplyAnswer.SENT:
-                decision_apply(decision=decision, sender_id=str(actor.pk))
-            elif deciding and edited:
-                value = kind.value_with(decision.value, reply.strip(), ticket)
-                decision_apply(decision=decision, value=value, sender_id=str(actor.pk))
+                decision_apply(decision=decision, actor=actor)
+            elif deciding and label == ReplyAnswer.EDITED:
+                value = kind.value_with(decision.value, text, ticket)
+                decision_apply(decision=decision, value=value, actor=actor)
             return outcome
         if deciding or outcome == ReviewItem.Outcome.OVERRIDDEN:
             value = kind.value_with(decision.value, label, ticket)
-            decision_apply(decision=decision, value=value, sender_id=str(actor.pk))
+            decision_apply(decision=decision, value=value, actor=actor)
         human_label_record(
             ticket=ticket,
             decision_type=decision.decision_type,
@@ -229,3 +223,89 @@ def review_item_answer(
             actor=actor,
         )
     return outcome
+
+
+def _drafted_answer(kind, decision: AgentDecision, ticket: Ticket, *, label: str, text: str) -> str:
+    """The answer to a drafted text, checked: "draft" with a changed text is an edit; an
+    edited text must be there and pass the guardrails; a blocked draft is never sent as is."""
+    if label == ReplyAnswer.SENT and text and kind.value_with(decision.value, text, ticket) != decision.value:
+        label = ReplyAnswer.EDITED
+    if label == ReplyAnswer.EDITED:
+        if not text:
+            raise ApplicationError("The edited reply is empty.")
+        outgoing_text_check(text)
+    blocked = bool(decision.guardrail_violations) or decision.label != ReplyAnswer.SENT
+    if label == ReplyAnswer.SENT and blocked:
+        raise ApplicationError("This draft was blocked by the guardrails: edit it before sending.")
+    return label
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A person's answer to one review item: a label, and for a drafted text the text sent."""
+
+    label: str
+    reply: str | None = None
+
+
+def ticket_review_answer(*, ticket: Ticket, actor, answers: dict[int, Answer]) -> dict[int, str]:
+    """A person's one pass over a ticket: an answer to every pending review item, applied
+    together or not at all. Each decision keeps its own outcome, label and time to decide.
+
+    Returns the outcome per item id; raises ``ApplicationError`` when an item is missing an
+    answer (400), is not pending on this ticket (409), or any single answer is refused.
+    """
+    pending = list(
+        ReviewItem.objects.filter(ticket=ticket, status=ReviewItem.Status.PENDING).order_by(
+            "created_at", "id"
+        )
+    )
+    if not pending:
+        raise ApplicationError("Nothing on this ticket waits for an answer any more.", status_code=409)
+    unanswered = [item.get_decision_type_display().lower() for item in pending if item.pk not in answers]
+    if unanswered:
+        raise ApplicationError(f"Answer every decision: {', '.join(unanswered)} still open.")
+    if set(answers) - {item.pk for item in pending}:
+        raise ApplicationError("Some answers are for decisions already answered: reload.", status_code=409)
+    order = decision_types.names()
+    pending.sort(
+        key=lambda item: order.index(item.decision_type) if item.decision_type in order else len(order)
+    )
+    with transaction.atomic():
+        return {
+            item.pk: review_item_answer(
+                item=item, actor=actor, label=answers[item.pk].label, reply=answers[item.pk].reply
+            )
+            for item in pending
+        }
+
+
+def draft_rate(*, item: ReviewItem, actor, rating: str) -> str:
+    """The person who answered a phase-1 drafted text rates the hidden draft, now revealed:
+    "fine" confirms the AI's draft, anything else overrides it. Once per item."""
+    if rating not in ReviewItem.DraftRating.values:
+        raise ApplicationError(f"{rating!r} is not a rating.")
+    if not decision_types.get(item.decision_type).drafts_text or item.show_suggestion:
+        raise ApplicationError("Only a draft that was hidden while you answered is rated.")
+    outcome = (
+        ReviewItem.Outcome.CONFIRMED
+        if rating == ReviewItem.DraftRating.FINE
+        else ReviewItem.Outcome.OVERRIDDEN
+    )
+    rated = ReviewItem.objects.filter(
+        pk=item.pk, status=ReviewItem.Status.DONE, decided_by=actor, draft_rating=""
+    ).update(draft_rating=rating, outcome=outcome)
+    if not rated:
+        raise ApplicationError("Only the person who answered rates the draft, once.", status_code=409)
+    return outcome
+
+
+def ticket_review_close(*, ticket: Ticket, why: str) -> int:
+    """Close the ticket's pending review items unanswered (the ticket was escalated to a team
+    or resolved: nobody should work them any more). Returns how many were closed."""
+    closed = ReviewItem.objects.filter(ticket=ticket, status=ReviewItem.Status.PENDING).update(
+        status=ReviewItem.Status.EXPIRED, claimed_by=None, claimed_until=None
+    )
+    if closed:
+        logger.info("review items closed", extra={"ticket_id": ticket.pk, "closed": closed, "why": why})
+    return closed

@@ -1,6 +1,7 @@
-/* Review console keys: a accept, o override, e escalate, j/k next/previous, ? help.
-   Keys act on elements the server rendered (data-key, #override-value, #escalate-panel),
-   so a page without them simply ignores the key. */
+/* Review console keys: a submit the answers (as shown: every suggestion accepted),
+   o go to the first answer, e escalate, j/k next/previous ticket, 1/2/3 rate a revealed
+   draft, n next ticket, ? help. Keys act on elements the server rendered (data-key,
+   [data-first], #escalate-panel), so a page without them simply ignores the key. */
 (function () {
   "use strict";
 
@@ -25,7 +26,7 @@
     if (typing(event.target) || document.querySelector("dialog[open]")) return;
     var key = event.key;
     if (key === "o") {
-      var field = document.getElementById("override-value");
+      var field = document.querySelector("[data-first]");
       if (field) {
         event.preventDefault();
         field.focus();
@@ -37,7 +38,7 @@
         panel.open = true;
         document.getElementById("escalate-path").focus();
       }
-    } else if (key === "a" || key === "j" || key === "k") {
+    } else if (["a", "j", "k", "n", "1", "2", "3"].indexOf(key) !== -1) {
       var target = document.querySelector('[data-key="' + key + '"]');
       if (target) {
         event.preventDefault();

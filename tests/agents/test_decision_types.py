@@ -30,7 +30,7 @@ def propose_language(ctx, earlier) -> Proposal:
     )
 
 
-def apply_language(*, ticket: Ticket, value: dict, sender_id: str) -> None:
+def apply_language(*, ticket: Ticket, value: dict, actor) -> None:
     ticket.metadata = {**ticket.metadata, "language": value["language"]}
     ticket.save(update_fields=["metadata", "updated_at"])
 
@@ -50,6 +50,18 @@ def language():
     decision_types.applier_register("language", apply_language)
     yield
     decision_types.unregister("language")
+
+
+def one_pass(ticket, **answers) -> dict:
+    """An answer for every decision waiting on ``ticket``: ``answers`` by type, else the AI's
+    own label (sending no reply)."""
+    data = {}
+    for item in ReviewItem.objects.filter(ticket=ticket, status=ReviewItem.Status.PENDING).select_related(
+        "decision"
+    ):
+        default = "not_sent" if item.decision_type == "reply" else item.decision.label
+        data[f"answer-{item.pk}"] = answers.get(item.decision_type, default)
+    return data
 
 
 def calibrated_policy(phase: int) -> None:
@@ -100,13 +112,13 @@ def test_the_console_offers_its_labels_and_applies_an_override_which_the_reports
     item = ReviewItem.objects.get(ticket=triaged_ticket, decision_type="language")
     client.force_login(supervisor)
 
-    page = client.get(f"/review/items/{item.pk}/").content.decode()
+    page = client.get(f"/review/tickets/{triaged_ticket.pk}/").content.decode()
     assert '<option value="de">de</option>' in page and '<option value="fr">fr</option>' in page
-    assert 'name="label" value="en"' in page  # accept the suggestion
+    assert '<option value="en" selected>en</option>' in page  # the suggestion, to accept
     queue = client.get("/review/", {"decision_type": "language"})
-    assert queue.status_code == 200 and f"/review/items/{item.pk}/" in queue.content.decode()
+    assert queue.status_code == 200 and f"/review/tickets/{triaged_ticket.pk}/" in queue.content.decode()
 
-    client.post(f"/review/items/{item.pk}/decide/", {"label": "fr"})
+    client.post(f"/review/tickets/{triaged_ticket.pk}/answer/", one_pass(triaged_ticket, language="fr"))
 
     item.refresh_from_db()
     assert (item.outcome, item.human_label) == (ReviewItem.Outcome.OVERRIDDEN, "fr")
@@ -123,8 +135,11 @@ def test_the_console_refuses_a_label_the_type_does_not_have(
     run_pipeline(triaged_ticket, django_capture_on_commit_callbacks)
     item = ReviewItem.objects.get(ticket=triaged_ticket, decision_type="language")
     client.force_login(supervisor)
+    client.get(f"/review/tickets/{triaged_ticket.pk}/")
 
-    response = client.post(f"/review/items/{item.pk}/decide/", {"label": "klingon"})
+    response = client.post(
+        f"/review/tickets/{triaged_ticket.pk}/answer/", one_pass(triaged_ticket, language="klingon")
+    )
 
     assert response.status_code == 400
     item.refresh_from_db()

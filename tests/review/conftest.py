@@ -16,6 +16,7 @@ REPLY = {
 VALUES = {
     "category": ("BILLING_INQUIRY", {"category": "BILLING_INQUIRY"}),
     "priority": ("HIGH", {"priority": "HIGH"}),
+    "strategy": ("TEMPLATE_RESPONSE", {"strategy": "TEMPLATE_RESPONSE", "kb_items": []}),
     "escalation": (
         "billing",
         {"escalate": True, "path": "billing", "level": 0, "to": "billing specialist", "urgency": "HIGH"},

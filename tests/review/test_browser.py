@@ -125,67 +125,103 @@ def _queue_of_work():
     return items
 
 
-def test_it_lets_a_reviewer_accept_one_item_and_override_the_next(transactional_db, open_page):
+def test_a_reviewer_answers_each_ticket_once_accepting_or_changing_suggestions(transactional_db, open_page):
     _users()
     items = _queue_of_work()
     first, second = items[0], items[1]
+    priority = make_item(decision_type="priority", ticket=first.ticket, confidence=0.8)
+    reply = make_item(decision_type="reply", ticket=first.ticket, confidence=0.7)
     page = open_page("rita")
     page.get_by_role("table").wait_for()
     shot(page, "queue")
+    assert page.get_by_role("link", name=re.compile(r"Card payment declined")).count() == 1  # one row
 
     page.get_by_role("link", name=re.compile(r"Card payment declined")).click()
-    page.wait_for_url(f"**/review/items/{first.pk}/")
-    page.get_by_role("button", name=re.compile("Accept BILLING_INQUIRY")).wait_for()
-    shot(page, "item")
+    page.wait_for_url(f"**/review/tickets/{first.ticket_id}/")
+    page.get_by_role("heading", name="Answer 3 decisions").wait_for()
+    shot(page, "review-one-pass")
     page.evaluate("window.__sameDocument = true")
 
-    page.keyboard.press("a")  # accept
-    page.wait_for_url(f"**/review/items/{second.pk}/")
-    page.get_by_text("Saved: confirmed (BILLING_INQUIRY).").wait_for()
+    page.keyboard.press("a")  # every suggestion as shown, the draft sent: one submit
+    page.wait_for_url(f"**/review/tickets/{second.ticket_id}/")
+    page.get_by_text(f"Saved 3 answers on #{first.ticket_id}").wait_for()
+    assert page.title().startswith(f"Review #{second.ticket_id}")  # the tab follows the ticket
 
-    page.keyboard.press("o")  # override: the list of answers gets the focus
-    assert page.evaluate("document.activeElement.id") == "override-value"
-    page.locator("#override-value").select_option("TECHNICAL_ISSUE")
-    page.get_by_role("button", name="Override").click()
-    page.get_by_text("Saved: overridden (TECHNICAL_ISSUE).").wait_for()
+    page.keyboard.press("o")  # the first answer gets the focus
+    assert page.evaluate("document.activeElement.id") == f"answer-{second.pk}"
+    page.locator(f"#answer-{second.pk}").select_option("TECHNICAL_ISSUE")
+    page.get_by_role("button", name=re.compile("Submit all answers")).click()
+    page.get_by_text(f"Saved 1 answers on #{second.ticket_id}: 0 agreed").wait_for()
 
     assert page.evaluate("window.__sameDocument") is True  # htmx swapped; no full reload
     assert Ticket.objects.get(pk=first.ticket_id).category == "BILLING_INQUIRY"
     assert Ticket.objects.get(pk=second.ticket_id).category == "TECHNICAL_ISSUE"
-    decided = ReviewItem.objects.filter(pk__in=[first.pk, second.pk], status="done")
-    assert {i.decided_by.username for i in decided} == {"rita"}
+    decided = ReviewItem.objects.filter(pk__in=[first.pk, priority.pk, reply.pk, second.pk], status="done")
+    assert {i.decided_by.username for i in decided} == {"rita"} and decided.count() == 4
     assert all(i.seconds_to_decide is not None for i in decided)
 
 
-def test_it_hides_the_ai_answer_of_a_phase_1_item(transactional_db, open_page):
+PHASE_1 = ["category", "priority", "strategy", "escalation", "reply"]
+
+
+def test_a_phase_1_ticket_is_answered_blind_in_one_pass_then_revealed_and_rated(transactional_db, open_page):
     _users()
-    item = make_item(phase=1, reasoning="Looks like a billing question.")
-    following = make_item(phase=1)
+    ticket = TicketFactory(subject="Charged twice for March", body="Why was I charged twice this month?")
+    items = {
+        t: make_item(decision_type=t, phase=1, ticket=ticket, reasoning="Secret reasoning.") for t in PHASE_1
+    }
     page = open_page("rita")
-    page.goto(f"/review/items/{item.pk}/")
-    page.get_by_text("decide on your own").wait_for()
-    shot(page, "item-phase-1")
-    assert page.locator(".suggestion").count() == 0
-    assert page.get_by_role("button", name=re.compile("Accept")).count() == 0
-    html = re.sub(r"<select id=\"override-value\".*?</select>", "", page.content(), flags=re.S)
-    assert "BILLING_INQUIRY" not in html and "Looks like a billing question." not in html
+    page.goto(f"/review/tickets/{ticket.pk}/")
+    page.get_by_role("heading", name="Answer 5 decisions").wait_for()
+    shot(page, "review-phase-1")
+
+    def shown_without_choices() -> str:
+        html = page.content()
+        return re.sub(r"<select .*?</select>", "", html, flags=re.S)
+
+    api = page.request.get(f"/api/v1/tickets/{ticket.pk}/decisions/").text()
+    for leak in ("BILLING_INQUIRY", "TEMPLATE_RESPONSE", "Hi Ana", "Secret reasoning"):
+        assert leak not in shown_without_choices() and leak not in api, leak
     page.keyboard.press("?")
-    page.get_by_role("dialog").get_by_text("next / previous item").wait_for()
+    page.get_by_role("dialog").get_by_text("next / previous ticket").wait_for()
     page.keyboard.press("Escape")
-    page.keyboard.press("j")  # next: the server finds it, htmx swaps it in and shows its address
-    page.wait_for_url(f"**/review/items/{following.pk}/")
-    page.locator(f'#workspace[data-item="{following.pk}"]').wait_for()
+
+    page.locator(f"#answer-{items['category'].pk}").select_option("BILLING_INQUIRY")
+    page.locator(f"#answer-{items['priority'].pk}").select_option("MEDIUM")
+    page.locator(f"#answer-{items['strategy'].pk}").select_option("TEMPLATE_RESPONSE")
+    page.locator(f"#answer-{items['escalation'].pk}").select_option("none")
+    page.locator(f"#reply-{items['reply'].pk}").fill("Hi, I see two charges and am refunding the duplicate.")
+    page.get_by_role("button", name=re.compile("Submit all answers")).click()
+
+    page.get_by_role("heading", name="What the AI had answered").wait_for()
+    page.get_by_text("Hi Ana, we are looking at your invoice now.").wait_for()  # the draft, revealed
+    shot(page, "review-phase-1-revealed")
+    page.keyboard.press("1")  # its draft would have been fine
+    page.get_by_text("you rated its draft").wait_for()
+
+    outcomes = {i.decision_type: i.outcome for i in ReviewItem.objects.filter(ticket=ticket)}
+    assert outcomes == {
+        "category": "confirmed", "priority": "overridden", "strategy": "confirmed",
+        "escalation": "overridden", "reply": "confirmed",
+    }  # fmt: skip
+    # The reply a person wrote is theirs: on the timeline and in the API.
+    page.get_by_role("link", name=f"ticket #{ticket.pk}").click()
+    page.locator(".who-cs_agent", has_text="rita").first.wait_for()
+    sent = page.request.get(f"/api/v1/tickets/{ticket.pk}/").json()["messages"]
+    (reply,) = [m for m in sent if m["kind"] == "external" and m["sender_kind"] != "customer"]
+    rita = UserFactory._meta.model.objects.get(username="rita")
+    assert (reply["sender_kind"], reply["sender_id"]) == ("cs_agent", str(rita.pk))
 
 
-def test_it_keeps_an_item_with_whoever_claimed_it_first(transactional_db, open_page):
+def test_it_keeps_a_ticket_with_whoever_claimed_it_first(transactional_db, open_page):
     _users()
     item = make_item()
     rita, omar = open_page("rita"), open_page("omar")
-    rita.goto(f"/review/items/{item.pk}/")
-    rita.get_by_role("button", name=re.compile("Accept")).wait_for()
-    omar.goto(f"/review/items/{item.pk}/")
-    omar.get_by_text("rita is working on this item").wait_for()
-    assert omar.get_by_role("button", name=re.compile("Accept")).count() == 0
+    rita.goto(f"/review/tickets/{item.ticket_id}/")
+    rita.get_by_role("button", name=re.compile("Submit all answers")).wait_for()
+    omar.goto(f"/review/tickets/{item.ticket_id}/")
+    omar.get_by_text("rita is working on this ticket").wait_for()
+    assert omar.get_by_role("button", name=re.compile("Submit all answers")).count() == 0
     item.refresh_from_db()
     assert item.claimed_by.username == "rita"
 
@@ -195,38 +231,40 @@ def test_it_answers_403_when_a_reviewer_tries_a_supervisor_action(transactional_
     ticket = TicketFactory(status=Ticket.Status.RESOLVED)
     page = open_page("rita")
     page.goto(f"/tickets/{ticket.pk}/")
-    assert page.get_by_role("button", name="Reopen the ticket").count() == 0
+    assert page.get_by_role("button", name="Reassign").count() == 0
     token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
-    response = page.request.post(f"/tickets/{ticket.pk}/reopen/", headers={"X-CSRFToken": token})
+    response = page.request.post(
+        f"/tickets/{ticket.pk}/reassign/", headers={"X-CSRFToken": token}, form={"team": "billing"}
+    )
     assert response.status == 403  # refused for the role, not for a missing CSRF token:
     assert "Your role does not include this page" in response.text()
-    assert Ticket.objects.get(pk=ticket.pk).status == Ticket.Status.RESOLVED
+    assert Ticket.objects.get(pk=ticket.pk).team == ""
 
 
 def test_it_shows_a_script_in_a_ticket_as_text(transactional_db, open_page):
     _users()
     body = '<script>window.__xss = 1; alert("xss")</script><img src=x onerror="window.__xss = 2">'
     ticket = TicketFactory(subject="<b>Bold</b> subject", body=body)
-    item = make_item(ticket=ticket)
+    make_item(ticket=ticket)
     page = open_page("rita")
-    page.goto(f"/review/items/{item.pk}/")
+    page.goto(f"/review/tickets/{ticket.pk}/")
     page.locator(".ticket-text").get_by_text('<script>window.__xss = 1; alert("xss")</script>').wait_for()
     assert page.evaluate("window.__xss") is None
     assert page.dialogs == []
     assert page.locator("h1").inner_text() == "<b>Bold</b> subject"
     page.set_viewport_size({"width": 390, "height": 844})
-    shot(page, "item-narrow")
+    shot(page, "review-narrow")
 
 
 def test_it_shows_why_an_edited_reply_was_refused(transactional_db, open_page):
     _users()
     item = make_item(decision_type="reply")
     page = open_page("rita")
-    page.goto(f"/review/items/{item.pk}/")
+    page.goto(f"/review/tickets/{item.ticket_id}/")
     page.keyboard.press("o")
     page.keyboard.press("Control+a")
     page.keyboard.type("Sorry about that, we will refund you in full.")
-    page.get_by_role("button", name="Send this reply").click()
+    page.get_by_role("button", name=re.compile("Submit all answers")).click()
     page.locator("#flash").get_by_text('forbidden phrase "refund you in full"').wait_for()
     item.refresh_from_db()
     assert item.status == ReviewItem.Status.PENDING

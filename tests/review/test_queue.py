@@ -1,4 +1,5 @@
-"""The review queue: order, filters, live counts, paging with a fixed number of queries."""
+"""The review queue: one row per ticket waiting for a person; order, filters, live counts,
+paging with a fixed number of queries."""
 
 from datetime import timedelta
 
@@ -7,7 +8,7 @@ from django.utils import timezone
 
 from autonomy.models import ReviewItem
 from review import selectors
-from tests.factories import TicketFactory
+from tests.factories import TicketFactory, UserFactory
 from tests.review.conftest import make_item
 from tickets.models import Ticket
 
@@ -34,17 +35,32 @@ def test_it_orders_by_sla_risk_then_deadline_then_priority_then_uncertainty(db):
         first_response_due=timezone.now() + same_due
     )
 
-    order = [item.pk for item in selectors.queue_items()]
+    order = [row["ticket_id"] for row in selectors.queue_order()]
 
-    assert order[:3] == [breached.pk, at_risk_soon.pk, at_risk_late.pk]
-    assert order[3:6] == [high.pk, low_unsure.pk, low_sure.pk]
-    assert order[6] == on_time_critical.pk  # its deadline (8 h) is the furthest
+    def tickets(*items):
+        return [item.ticket_id for item in items]
+
+    assert order[:3] == tickets(breached, at_risk_soon, at_risk_late)
+    assert order[3:6] == tickets(high, low_unsure, low_sure)
+    assert order[6] == on_time_critical.ticket_id  # its deadline (8 h) is the furthest
+
+
+def test_a_ticket_is_one_row_with_every_decision_waiting_on_it(reviewer_client):
+    category = make_item(confidence=0.9)
+    make_item(decision_type="priority", ticket=category.ticket, confidence=0.4)
+    make_item(decision_type="reply", ticket=category.ticket)
+
+    (row,) = [row for row in selectors.queue_order()]
+    assert row["ticket_id"] == category.ticket_id and row["uncertainty"] == 0.6  # the least sure
+    html = reviewer_client.get("/review/").content.decode()
+    assert html.count(f'href="/review/tickets/{category.ticket_id}/"') == 1
+    assert ">category</span>" in html and ">priority</span>" in html and ">reply</span>" in html
 
 
 def test_it_leaves_decided_items_out(reviewer_client, reviewer):
     item, other = make_item(), make_item()
     ReviewItem.objects.filter(pk=item.pk).update(status="done", decided_at=timezone.now())
-    assert [i.pk for i in selectors.queue_items()] == [other.pk]
+    assert [row["ticket_id"] for row in selectors.queue_order()] == [other.ticket_id]
 
 
 def test_it_filters_by_decision_type_category_priority_and_age(reviewer_client):
@@ -54,7 +70,9 @@ def test_it_filters_by_decision_type_category_priority_and_age(reviewer_client):
 
     def shown(**query):
         page = reviewer_client.get("/review/", query).content.decode()
-        return {item.pk for item in (category, priority) if f'href="/review/items/{item.pk}/"' in page}
+        return {
+            item.pk for item in (category, priority) if f'href="/review/tickets/{item.ticket_id}/"' in page
+        }
 
     assert shown() == {category.pk, priority.pk}
     assert shown(decision_type="priority") == {priority.pk}
@@ -87,13 +105,13 @@ def test_it_pages_with_a_fixed_number_of_queries(reviewer_client, django_assert_
     reviewer_client.get("/review/")  # session and permissions warm-up is the same for every page
 
     def queries_for(page: int) -> str:
-        # session, user, its permissions (2), the page's ids in queue order, those items with
-        # their tickets and customers, the counts
-        with django_assert_num_queries(7):
+        # session, user, its permissions (2), the page's tickets in queue order, those tickets
+        # with their customers, their pending items, the counts
+        with django_assert_num_queries(8):
             return reviewer_client.get("/review/", {"page": page}).content.decode()
 
     pages = [queries_for(n) for n in (1, 2, 3)]
-    shown = [[i.pk for i in items if f'href="/review/items/{i.pk}/"' in html] for html in pages]
+    shown = [[i.pk for i in items if f'href="/review/tickets/{i.ticket_id}/"' in html] for html in pages]
     assert [len(s) for s in shown] == [3, 3, 1]
     assert "Next →" in pages[0] and "Next →" not in pages[2] and "← Previous" in pages[2]
 
@@ -106,10 +124,10 @@ def test_it_returns_the_table_partial_to_htmx(reviewer_client):
     assert "<html" not in partial and partial.lstrip().startswith('<section id="queue-table"')
 
 
-def test_it_shows_who_holds_a_claimed_item(client, reviewer, supervisor):
+def test_it_shows_who_holds_a_claimed_ticket(client, reviewer, supervisor):
     item = make_item()
     client.force_login(supervisor)
-    client.get(f"/review/items/{item.pk}/")
+    client.get(f"/review/tickets/{item.ticket_id}/")
     client.force_login(reviewer)
     assert '<span class="tag muted">supervisor</span>' in client.get("/review/").content.decode()
 
@@ -135,7 +153,13 @@ def test_it_pages_in_queue_order(db, monkeypatch):
     monkeypatch.setattr(selectors, "PAGE_SIZE", 2)
     for confidence in (0.9, 0.5, 0.7, 0.6, 0.8):
         make_item(ticket=_ticket(due_in=timedelta(hours=2)), confidence=confidence)
-    pages = [selectors.queue_page(filters=selectors.QueueFilters(), page=n) for n in (1, 2, 3)]
-    assert [i.pk for rows, _ in pages for i in rows] == [i.pk for i in selectors.queue_items()]
+    reviewer = UserFactory()
+    pages = [
+        selectors.queue_page(filters=selectors.QueueFilters(), page=n, user=reviewer, now=timezone.now())
+        for n in (1, 2, 3)
+    ]
+    assert [row.ticket.pk for rows, _ in pages for row in rows] == [
+        row["ticket_id"] for row in selectors.queue_order()
+    ]
     assert [len(rows) for rows, _ in pages] == [2, 2, 1]
     assert [more for _, more in pages] == [True, True, False]

@@ -1,4 +1,5 @@
-"""The ticket page (timeline for any ticket), search, and supervisors' reopen / reassign."""
+"""The ticket page (timeline for any ticket), search, its lifecycle (resolve, close, reopen,
+take) and supervisors' reassign."""
 
 import re
 
@@ -12,10 +13,13 @@ from tickets.models import Message, Ticket
 def test_it_shows_the_merged_timeline_of_messages_notes_and_decisions(reviewer_client, reviewer):
     ticket = TicketFactory(subject="Charged twice")
     MessageFactory(ticket=ticket, content="I was charged twice.")
-    MessageFactory(ticket=ticket, kind="internal", sender_kind="cs_agent", content="Checking with billing.")
+    MessageFactory(
+        ticket=ticket, kind="internal", sender_kind="cs_agent", sender_id=str(reviewer.pk),
+        content="Checking with billing.",
+    )  # fmt: skip
     item = make_item(ticket=ticket)
-    reviewer_client.get(f"/review/items/{item.pk}/")
-    reviewer_client.post(f"/review/items/{item.pk}/decide/", {"label": "BUG_REPORT"})
+    reviewer_client.get(f"/review/tickets/{ticket.pk}/")
+    reviewer_client.post(f"/review/tickets/{ticket.pk}/answer/", {f"answer-{item.pk}": "BUG_REPORT"})
 
     html = reviewer_client.get(f"/tickets/{ticket.pk}/").content.decode()
 
@@ -24,6 +28,7 @@ def test_it_shows_the_merged_timeline_of_messages_notes_and_decisions(reviewer_c
     assert "Suggested in phase 2" in html
     assert "Overridden</span> by reviewer: BUG_REPORT" in html
     assert html.index("I was charged twice.") < html.index("Proposed <strong>")
+    assert 'who-cs_agent">reviewer</span>' in html  # a person's note says whose it is
 
 
 def test_it_shows_the_customer_and_their_recent_tickets(reviewer_client):
@@ -58,7 +63,7 @@ def test_it_returns_search_results_as_a_partial_to_htmx(reviewer_client):
 def test_it_lets_a_supervisor_reopen_and_reassign(supervisor_client, reviewer):
     ticket = TicketFactory(status=Ticket.Status.RESOLVED)
     html = supervisor_client.get(f"/tickets/{ticket.pk}/").content.decode()
-    assert "Reopen the ticket" in html
+    assert ">Reopen</button>" in html and ">Resolve</button>" not in html
     response = supervisor_client.post(f"/tickets/{ticket.pk}/reopen/", HTTP_HX_REQUEST="true")
     assert response.status_code == 200 and "Ticket reopened." in response.content.decode()
     supervisor_client.post(f"/tickets/{ticket.pk}/reassign/", {"team": "billing", "assignee": reviewer.pk})
@@ -68,9 +73,33 @@ def test_it_lets_a_supervisor_reopen_and_reassign(supervisor_client, reviewer):
     assert notes == ["Reopened by supervisor.", "Reassigned by supervisor to billing, reviewer."]
 
 
+def test_a_reviewer_resolves_closes_reopens_and_takes_a_ticket(reviewer_client, reviewer):
+    ticket = TicketFactory(status=Ticket.Status.OPEN)
+    item = make_item(ticket=ticket)
+    assert ">Resolve</button>" in reviewer_client.get(f"/tickets/{ticket.pk}/").content.decode()
+
+    reviewer_client.post(f"/tickets/{ticket.pk}/assign-to-me/")
+    reviewer_client.post(f"/tickets/{ticket.pk}/resolve/")
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.assignee) == ("resolved", reviewer) and ticket.resolved_at
+    item.refresh_from_db()
+    assert item.status == "expired"  # nobody reviews a resolved ticket
+    assert reviewer_client.post(f"/tickets/{ticket.pk}/resolve/").status_code == 400
+
+    reviewer_client.post(f"/tickets/{ticket.pk}/close/")
+    ticket.refresh_from_db()
+    assert ticket.status == "closed"
+    reviewer_client.post(f"/tickets/{ticket.pk}/reopen/")
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.resolved_at) == ("open", None)
+
+
 def test_it_refuses_to_reopen_an_open_ticket(supervisor_client):
     ticket = TicketFactory(status=Ticket.Status.OPEN)
-    assert supervisor_client.post(f"/tickets/{ticket.pk}/reopen/").status_code == 400
+    html = supervisor_client.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert ">Reopen</button>" not in html
+    response = supervisor_client.post(f"/tickets/{ticket.pk}/reopen/")
+    assert response.status_code == 400 and "Only a resolved or closed ticket" in response.content.decode()
 
 
 def test_it_refuses_an_assignee_outside_the_team(supervisor_client, outsider):
@@ -83,13 +112,12 @@ def test_it_refuses_an_assignee_outside_the_team(supervisor_client, outsider):
     assert ticket.assignee is None
 
 
-@pytest.mark.parametrize("action", ["reopen", "reassign"])
-def test_it_forbids_reviewers_to_reopen_or_reassign(reviewer_client, action):
+def test_it_forbids_reviewers_to_reassign(reviewer_client):
     ticket = TicketFactory(status=Ticket.Status.RESOLVED)
-    assert "Reopen the ticket" not in reviewer_client.get(f"/tickets/{ticket.pk}/").content.decode()
-    assert reviewer_client.post(f"/tickets/{ticket.pk}/{action}/", {"team": "billing"}).status_code == 403
+    assert ">Reassign</button>" not in reviewer_client.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert reviewer_client.post(f"/tickets/{ticket.pk}/reassign/", {"team": "billing"}).status_code == 403
     ticket.refresh_from_db()
-    assert (ticket.status, ticket.team) == ("resolved", "")
+    assert ticket.team == ""
 
 
 def test_it_returns_the_ticket_partial_to_htmx(reviewer_client):
@@ -100,7 +128,8 @@ def test_it_returns_the_ticket_partial_to_htmx(reviewer_client):
 
 
 PAGES = [("get", "/tickets/"), ("get", "/tickets/{id}/"), ("post", "/tickets/{id}/reopen/"),
-         ("post", "/tickets/{id}/reassign/")]  # fmt: skip
+         ("post", "/tickets/{id}/resolve/"), ("post", "/tickets/{id}/close/"),
+         ("post", "/tickets/{id}/assign-to-me/"), ("post", "/tickets/{id}/reassign/")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("method", "path"), PAGES)
@@ -128,6 +157,6 @@ def test_it_answers_404_for_a_ticket_that_does_not_exist(supervisor_client, meth
 
 def test_it_tells_htmx_a_refusal_in_the_flash_area(reviewer_client):
     ticket = TicketFactory(status=Ticket.Status.RESOLVED)
-    response = reviewer_client.post(f"/tickets/{ticket.pk}/reopen/", HTTP_HX_REQUEST="true")
+    response = reviewer_client.post(f"/tickets/{ticket.pk}/reassign/", HTTP_HX_REQUEST="true")
     assert response.status_code == 403 and response["HX-Retarget"] == "#flash"
     assert "<html" not in response.content.decode()
