@@ -1,10 +1,10 @@
-"""Console benchmark: server time of the review queue and the item page at scale.
+"""Console benchmark: server time of the review queue and the review page at scale.
 
 Seeds ``--tickets`` tickets (100k by default) of which ``--pending`` (10k) have a pending
 review item and ``--done`` (20k) a decided one, then times requests through Django's test
 client in this process (middleware, session, permissions, queries, template rendering: the
 server's whole share, without a network hop): the queue's first page, a deep page, a
-filtered page, the live counts, and item pages (each opening claims the item).
+filtered page, the live counts, and review pages (each opening claims the ticket).
 
 Usage: ``.venv/bin/python bench/console.py [--tickets 100000] [--pending 10000] [--requests 40]``
 (``make bench-console``). Results go to ``bench/results/console.json``. ``--smoke``: a few
@@ -168,10 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         client = Client(HTTP_HOST="localhost")
         client.force_login(user)
 
+        # Tickets with something waiting: a review page is one ticket's decisions in one pass.
         pending = list(
-            ReviewItem.objects.filter(ticket__source=source, status="pending").values_list("id", flat=True)[
-                :200
-            ]
+            ReviewItem.objects.filter(ticket__source=source, status="pending")
+            .values_list("ticket_id", flat=True)
+            .distinct()[:200]
         )
         results = {
             "queue_page_1": timed(client, "/review/", requests=args.requests),
@@ -181,15 +182,15 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "queue_counts": timed(client, "/review/counts/", requests=args.requests),
         }
-        item_samples = []
-        for item_id in rng.sample(pending, min(len(pending), args.requests + 3)):
-            started_item = time.perf_counter()
-            assert client.get(f"/review/items/{item_id}/").status_code == 200
-            item_samples.append((time.perf_counter() - started_item) * 1000)
-        results["item_page"] = percentiles(item_samples[3:])
+        review_samples = []
+        for ticket_id in rng.sample(pending, min(len(pending), args.requests + 3)):
+            started_page = time.perf_counter()
+            assert client.get(f"/review/tickets/{ticket_id}/").status_code == 200
+            review_samples.append((time.perf_counter() - started_page) * 1000)
+        results["review_page"] = percentiles(review_samples[3:])
         with connection.cursor() as cursor:
-            # The queue's ordering query: the ids of the first page (review.selectors.queue_page).
-            page_ids = selectors.queue_items().values_list("id", flat=True)[: selectors.PAGE_SIZE + 1]
+            # The queue's ordering query: the tickets of the first page (review.selectors.queue_page).
+            page_ids = selectors.queue_order().values_list("ticket_id", flat=True)[: selectors.PAGE_SIZE + 1]
             sql, params = page_ids.query.sql_with_params()
             cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)  # noqa: S608
             plan = cursor.fetchone()[0][0]

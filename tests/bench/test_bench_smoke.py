@@ -74,7 +74,7 @@ def test_the_console_bench_times_every_page(tmp_path):
 
     assert result["bench"] == "console"
     assert result["data"]["tickets"] == 300
-    pages = {"queue_page_1", "queue_page_40", "queue_filtered", "queue_counts", "item_page"}
+    pages = {"queue_page_1", "queue_page_40", "queue_filtered", "queue_counts", "review_page"}
     assert set(result["server_time"]) == pages
     for figures in result["server_time"].values():
         assert figures["n"] == 3 and 0 < figures["p50_ms"] <= figures["max_ms"]

@@ -65,7 +65,7 @@ def test_every_console_page_and_the_api_docs_work_without_a_csp_violation(page):
         page.wait_for_load_state("networkidle")
     page.locator(".swagger-ui .info").wait_for()  # Swagger UI started from its script file
     # htmx works: the item page's keyboard help opens, an htmx step swaps the workspace.
-    page.goto(f"/review/items/{item.pk}/")
+    page.goto(f"/review/tickets/{item.ticket_id}/")
     page.wait_for_function("window.htmx !== undefined")
 
     assert page.violations == []

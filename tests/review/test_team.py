@@ -147,7 +147,7 @@ def test_a_supervisor_adds_a_reviewer_who_can_then_log_in_and_work_the_queue(sup
     reviewer = Client()
     assert reviewer.login(username="nadia", password=password)
     assert reviewer.get("/review/").status_code == 200
-    assert reviewer.get(f"/review/items/{item.pk}/").status_code == 200
+    assert reviewer.get(f"/review/tickets/{item.ticket_id}/").status_code == 200
     assert reviewer.get(PAGE).status_code == 403
 
 
