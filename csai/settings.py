@@ -115,6 +115,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Before any view: a NUL PostgreSQL cannot store is a 400, never a DataError (500).
+    "csai.errors.NulCharacterMiddleware",
     # Last: the first to see a view's exception (a database or broker outage answers 503).
     "csai.errors.OutageMiddleware",
 ]
