@@ -413,7 +413,10 @@ LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"correlation": {"()": "csai.logging.CorrelationIdFilter"}},
+    "filters": {
+        "correlation": {"()": "csai.logging.CorrelationIdFilter"},
+        "client_errors": {"()": "csai.logging.ClientErrorFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -431,6 +434,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "pgserver": {"level": "WARNING"},
+        # A 4xx (an expected 403, a refused request) is a warning line, not a traceback.
+        "django.request": {"filters": ["client_errors"]},
         "django.db.backends": {"level": "WARNING"},
         # The Anthropic SDK's DEBUG log dumps whole request bodies, i.e. ticket text.
         "anthropic": {"level": "INFO"},
