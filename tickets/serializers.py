@@ -35,7 +35,8 @@ class WebhookCustomerSerializer(serializers.Serializer):
 class WebhookTicketSerializer(serializers.Serializer):
     source = serializers.RegexField(r"^[A-Za-z0-9_.-]+$", max_length=64)
     external_id = serializers.CharField(max_length=128)
-    subject = serializers.CharField(max_length=300)
+    # Email often has none: empty, null or left out, the intake derives one from the body.
+    subject = serializers.CharField(max_length=300, allow_blank=True, allow_null=True, default="")
     body = serializers.CharField(max_length=100_000, trim_whitespace=False)
     channel = serializers.ChoiceField(choices=Channel.choices)
     customer = WebhookCustomerSerializer()
@@ -46,6 +47,9 @@ class WebhookTicketSerializer(serializers.Serializer):
         if problem:
             raise serializers.ValidationError(problem)
         return value
+
+    def validate_subject(self, value: str | None) -> str:
+        return value or ""
 
     def validate_body(self, value: str) -> str:
         if not value.strip():
