@@ -169,6 +169,7 @@ def test_it_hides_the_ai_answer_of_a_phase_1_item(transactional_db, open_page):
     assert page.get_by_role("button", name=re.compile("Accept")).count() == 0
     html = re.sub(r"<select id=\"override-value\".*?</select>", "", page.content(), flags=re.S)
     assert "BILLING_INQUIRY" not in html and "Looks like a billing question." not in html
+    assert "Billing Inquiry" not in html  # nor its label
     page.keyboard.press("?")
     page.get_by_role("dialog").get_by_text("next / previous item").wait_for()
     page.keyboard.press("Escape")

@@ -140,7 +140,8 @@ def test_it_hides_the_ai_answer_in_phase_1(reviewer_client):
         assert leak not in html
     # …not on the ticket page either, while the item waits.
     ticket_page = reviewer_client.get(f"/tickets/{ticket.pk}/").content.decode()
-    assert "BILLING_INQUIRY" not in ticket_page and "hidden until a person decides" in ticket_page
+    assert "hidden until a person decides" in ticket_page
+    assert "BILLING_INQUIRY" not in ticket_page and "Billing Inquiry" not in ticket_page  # code or label
 
 
 def test_it_records_agreement_in_phase_1(reviewer_client):
@@ -150,7 +151,7 @@ def test_it_records_agreement_in_phase_1(reviewer_client):
     item.refresh_from_db()
     assert item.outcome == "confirmed"
     page = reviewer_client.get(f"/tickets/{item.ticket_id}/").content.decode()
-    assert "BILLING_INQUIRY" in page  # decided: no longer hidden
+    assert "Proposed <strong>Billing Inquiry</strong>" in page  # decided: no longer hidden
 
 
 def test_it_shows_the_suggestion_with_confidence_and_reasoning_in_phase_2(reviewer_client):
