@@ -176,6 +176,7 @@ def test_it_hides_the_ai_answer_of_a_phase_1_item(transactional_db, open_page):
     page.keyboard.press("j")  # next: the server finds it, htmx swaps it in and shows its address
     page.wait_for_url(f"**/review/items/{following.pk}/")
     page.locator(f'#workspace[data-item="{following.pk}"]').wait_for()
+    assert page.title().startswith(f"#{following.ticket_id} ")  # the tab follows the item
 
 
 def test_it_keeps_an_item_with_whoever_claimed_it_first(transactional_db, open_page):
