@@ -1,9 +1,13 @@
+import re
+
 from rest_framework import serializers
 
 from tickets.models import Category, Channel, Customer, Message, Priority, Ticket, Tier
 from tickets.services import CustomerData, TicketData
 
 MAX_METADATA_DEPTH = 16
+# A lone UTF-16 surrogate (JSON "\ud83d" without its pair): PostgreSQL's jsonb refuses it.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def _metadata_problem(value) -> str | None:
@@ -20,6 +24,8 @@ def _metadata_problem(value) -> str | None:
             stack.extend((child, depth + 1) for child in item)
         elif isinstance(item, str) and "\x00" in item:
             return "Null characters are not allowed."  # PostgreSQL cannot store them
+        elif isinstance(item, str) and _SURROGATE.search(item):
+            return "Unpaired surrogate characters are not allowed."  # nor these
     return None
 
 

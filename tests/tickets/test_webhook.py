@@ -104,6 +104,8 @@ def test_the_processing_task_is_enqueued_only_after_commit(client, django_captur
         (lambda p: p.update(metadata=["not", "an", "object"]), "metadata"),
         (lambda p: p.update(metadata={"note": "a\x00b"}), "metadata"),
         (lambda p: p.update(metadata={"a\x00": 1}), "metadata"),
+        (lambda p: p.update(metadata={"note": "half an emoji \ud83d"}), "metadata"),
+        (lambda p: p.update(metadata={"\udc00": 1}), "metadata"),
         (lambda p: p.update(metadata=nested(40)), "metadata"),
         (lambda p: p.update(external_id="x" * 129), "external_id"),
     ],
