@@ -1,6 +1,8 @@
 """Errors mapped to HTTP in one place.
 
-Business failures are ``ApplicationError``. An outage of the database or the broker is
+Every error answer has the same three shapes: JSON under /api/ (a client there parses
+JSON), a message in #flash for htmx (whatever the request targeted), the site's page
+otherwise. Business failures are ``ApplicationError``. An outage of the database or the broker is
 not a bug: the request may well succeed when sent again, so every interface answers it
 with 503 and ``Retry-After`` (JSON under /api/, a short page in the console) instead of
 the 500 page. The DRF exception handler covers the API; ``OutageMiddleware`` the rest.
@@ -48,6 +50,20 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
+def _error(request: HttpRequest, status_code: int, message: str, template: str, **context) -> HttpResponse:
+    """An error answer in the shape its client reads."""
+    if _is_api(request):
+        return JsonResponse({"detail": message}, status=status_code)
+    if request.headers.get("HX-Request") == "true":
+        # htmx swaps 4xx answers (base.html's htmx-config): into #flash, not the request's target.
+        html = render_to_string("review/_error.html", {"message": message})
+        response = HttpResponse(html, status=status_code)
+        response["HX-Retarget"], response["HX-Reswap"] = "#flash", "innerHTML"
+        return response
+    html = render_to_string(template, {"message": message, **context}, request)
+    return HttpResponse(html, status=status_code)
+
+
 def _outage(request: HttpRequest, error: Exception) -> None:
     logger.error(
         "infrastructure unavailable: answering 503",
@@ -93,13 +109,54 @@ class OutageMiddleware:
         return response
 
 
-# Root URLconf handlers (csai.urls): JSON under /api/, the site's pages elsewhere.
+# PostgreSQL cannot store a NUL (0x00) in text: a query or a write carrying one fails with
+# DataError, a 500. Browsers never send one; a request that does is refused whole.
+NUL_REFUSED = "The request contains a null character (\\x00), which cannot be stored. Remove it."
+
+
+class NulCharacterMiddleware:
+    """400 for a NUL anywhere in the path, the query string or a form field (names too).
+
+    Refused rather than stripped: stripping would silently turn one value into another
+    (``billing\\x00`` into ``billing``), and Django's forms and DRF's serializers already
+    refuse NUL the same way, so every interface answers it alike. Before any view, so no
+    view needs its own check. Form bodies under /api/ are left to DRF's parsers (its
+    CharField refuses NUL; the webhook reads its signed raw body itself, size first).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if _carries_nul(request):
+            return _error(request, 400, NUL_REFUSED, "400.html")
+        return self.get_response(request)
+
+
+def _carries_nul(request: HttpRequest) -> bool:
+    if "\x00" in request.path:
+        return True
+    fields = [request.GET] if _is_api(request) else [request.GET, request.POST]
+    return any(
+        "\x00" in name or any("\x00" in value for value in values)
+        for data in fields
+        for name, values in data.lists()
+    )
+
+
+# Root URLconf handlers (csai.urls).
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return _error(request, 400, "The request could not be understood.", "400.html")
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return _error(request, 403, "Your role does not include this page or action.", "403.html")
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    if _is_api(request):
-        return JsonResponse({"detail": "Not found."}, status=404)
-    return defaults.page_not_found(request, exception)
+    return _error(request, 404, "Not found.", "404.html", request_path=request.path)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

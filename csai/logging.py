@@ -41,6 +41,21 @@ class CorrelationIdFilter(logging.Filter):
         return True
 
 
+class ClientErrorFilter(logging.Filter):
+    """A 4xx on ``django.request`` is one line, without a traceback.
+
+    Django logs a 403 (PermissionDenied from an access helper), or a 400 raised as an
+    exception, with the exception's traceback; a refused request is expected, not a bug.
+    A 5xx keeps its traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if 400 <= getattr(record, "status_code", 0) < 500:
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 class CorrelationIdMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response

@@ -115,6 +115,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Before any view: a NUL PostgreSQL cannot store is a 400, never a DataError (500).
+    "csai.errors.NulCharacterMiddleware",
     # Last: the first to see a view's exception (a database or broker outage answers 503).
     "csai.errors.OutageMiddleware",
 ]
@@ -416,7 +418,10 @@ LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"correlation": {"()": "csai.logging.CorrelationIdFilter"}},
+    "filters": {
+        "correlation": {"()": "csai.logging.CorrelationIdFilter"},
+        "client_errors": {"()": "csai.logging.ClientErrorFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -434,6 +439,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "pgserver": {"level": "WARNING"},
+        # A 4xx (an expected 403, a refused request) is a warning line, not a traceback.
+        "django.request": {"filters": ["client_errors"]},
         "django.db.backends": {"level": "WARNING"},
         # The Anthropic SDK's DEBUG log dumps whole request bodies, i.e. ticket text.
         "anthropic": {"level": "INFO"},

@@ -7,7 +7,9 @@ from autonomy import api as autonomy_api
 from csai import health, metrics
 from tickets import api as tickets_api
 
-# JSON under /api/ (a client there parses JSON), the site's pages elsewhere.
+# JSON under /api/ (a client there parses JSON), the site's pages elsewhere (csai.errors).
+handler400 = "csai.errors.bad_request"
+handler403 = "csai.errors.permission_denied"
 handler404 = "csai.errors.not_found"
 handler500 = "csai.errors.server_error"
 

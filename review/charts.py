@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from review.templatetags.labels import display
+
 WIDTH, HEIGHT = 560, 240
 LEFT, RIGHT, TOP, BOTTOM = 48, 16, 14, 34
 
@@ -309,7 +311,7 @@ def risk_coverage_chart(
 def confusion_chart(matrix: dict) -> SafeString:
     return heatmap(
         title="Confusion matrix: human answer (rows) against AI answer (columns)",
-        labels=matrix["labels"],
+        labels=[display(label) for label in matrix["labels"]],
         matrix=matrix["rows"],
     )
 

@@ -1,9 +1,13 @@
+import re
+
 from rest_framework import serializers
 
 from tickets.models import Category, Channel, Customer, Message, Priority, Ticket, Tier
 from tickets.services import CustomerData, TicketData
 
 MAX_METADATA_DEPTH = 16
+# A lone UTF-16 surrogate (JSON "\ud83d" without its pair): PostgreSQL's jsonb refuses it.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def _metadata_problem(value) -> str | None:
@@ -20,6 +24,8 @@ def _metadata_problem(value) -> str | None:
             stack.extend((child, depth + 1) for child in item)
         elif isinstance(item, str) and "\x00" in item:
             return "Null characters are not allowed."  # PostgreSQL cannot store them
+        elif isinstance(item, str) and _SURROGATE.search(item):
+            return "Unpaired surrogate characters are not allowed."  # nor these
     return None
 
 
@@ -35,7 +41,8 @@ class WebhookCustomerSerializer(serializers.Serializer):
 class WebhookTicketSerializer(serializers.Serializer):
     source = serializers.RegexField(r"^[A-Za-z0-9_.-]+$", max_length=64)
     external_id = serializers.CharField(max_length=128)
-    subject = serializers.CharField(max_length=300)
+    # Email often has none: empty, null or left out, the intake derives one from the body.
+    subject = serializers.CharField(max_length=300, allow_blank=True, allow_null=True, default="")
     body = serializers.CharField(max_length=100_000, trim_whitespace=False)
     channel = serializers.ChoiceField(choices=Channel.choices)
     customer = WebhookCustomerSerializer()
@@ -46,6 +53,9 @@ class WebhookTicketSerializer(serializers.Serializer):
         if problem:
             raise serializers.ValidationError(problem)
         return value
+
+    def validate_subject(self, value: str | None) -> str:
+        return value or ""
 
     def validate_body(self, value: str) -> str:
         if not value.strip():

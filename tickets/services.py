@@ -78,13 +78,30 @@ def customer_upsert(*, data: CustomerData) -> Customer:
     return customer
 
 
+SUBJECT_FROM_BODY_CHARS = 80
+NO_SUBJECT = "(no subject)"
+
+
+def subject_from_body(body: str) -> str:
+    """A subject for a ticket sent without one: the body's first line with text, its
+    whitespace collapsed, cut after a whole word to at most 80 characters."""
+    line = next((" ".join(line.split()) for line in body.splitlines() if line.strip()), "")
+    if len(line) <= SUBJECT_FROM_BODY_CHARS:
+        return line or NO_SUBJECT
+    cut = line[: SUBJECT_FROM_BODY_CHARS - 1]
+    if line[len(cut)] != " " and " " in cut:  # not in the middle of a word
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip() + "…"
+
+
 def ticket_create(*, data: TicketData, correlation_id: str | None = None) -> tuple[Ticket, bool]:
     """Create a ticket with its first customer message, or find the one already delivered.
 
     Idempotent on (source, external_id) through the database's unique constraint, so
     concurrent duplicate deliveries create exactly one ticket. Returns (ticket, created).
     The processing task is enqueued only once the transaction has committed. The
-    correlation id (a new one when not given) follows the ticket through every task.
+    correlation id (a new one when not given) follows the ticket through every task. A
+    ticket without a subject gets one from its body (``subject_from_body``).
     """
     correlation_id = correlation_id or new_correlation_id()
     with transaction.atomic():
@@ -97,7 +114,7 @@ def ticket_create(*, data: TicketData, correlation_id: str | None = None) -> tup
                     source=data.source,
                     external_id=data.external_id,
                     customer=customer,
-                    subject=data.subject,
+                    subject=data.subject.strip() or subject_from_body(data.body),
                     body=data.body,
                     channel=data.channel,
                     metadata=data.metadata,

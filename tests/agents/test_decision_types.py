@@ -113,8 +113,8 @@ def test_the_console_offers_its_labels_and_applies_an_override_which_the_reports
     client.force_login(supervisor)
 
     page = client.get(f"/review/tickets/{triaged_ticket.pk}/").content.decode()
-    assert '<option value="de">de</option>' in page and '<option value="fr">fr</option>' in page
-    assert '<option value="en" selected>en</option>' in page  # the suggestion, to accept
+    assert '<option value="de">' in page and '<option value="fr">' in page
+    assert '<option value="en" selected>' in page  # the suggestion, to accept
     queue = client.get("/review/", {"decision_type": "language"})
     assert queue.status_code == 200 and f"/review/tickets/{triaged_ticket.pk}/" in queue.content.decode()
 

@@ -176,3 +176,13 @@ def test_csai_https_redirects_to_https_sends_hsts_and_keeps_the_probes_on_http(c
     assert redirected["Location"].startswith("https://")
     assert secure["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
     assert probe.status_code == 200
+
+
+def test_no_template_has_a_multi_line_short_comment():
+    """``{# … #}`` is one line only; across lines Django prints it on the page."""
+    offenders = [
+        str(path.relative_to(REPO))
+        for path in TEMPLATES
+        if re.search(r"\{#(?:(?!#\}).)*\n", path.read_text())
+    ]
+    assert offenders == []

@@ -96,7 +96,7 @@ def test_it_counts_pending_items_per_decision_type(reviewer_client):
     assert 'hx-trigger="every 10s, review-decided from:body"' in html
     counts = dict(selectors.queue_counts())
     assert counts == {"category": 2, "priority": 0, "strategy": 0, "escalation": 0, "reply": 1}
-    assert '<span class="n">2</span> category' in html
+    assert '<span class="n">2</span> Category' in html
 
 
 def test_it_pages_with_a_fixed_number_of_queries(reviewer_client, django_assert_num_queries, monkeypatch):

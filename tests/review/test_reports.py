@@ -39,13 +39,13 @@ def reviewed(supervisor):
 
 def test_the_calibration_report_measures_the_reviewed_decisions(supervisor_client, reviewed):
     html = supervisor_client.get("/supervisor/calibration/", {"decision_type": "category"}).content.decode()
-    assert "category: 20 reviewed decisions" in html
+    assert "Category: 20 reviewed decisions" in html
     assert "70.0 %" in html  # accuracy 14 / 20
     assert "0.170" in html  # Brier: (9·0.01 + 0.81 + 10·0.25) / 20
     assert "Reliability diagram" in html and "<title>Reliability diagram" in html
     # Per class: BILLING precision 9/10, recall 9/14; TECHNICAL precision 5/10, recall 5/6.
-    assert '<th scope="row">BILLING_INQUIRY</th><td class="n">90.0 %</td><td class="n">64.3 %</td>' in html
-    assert '<th scope="row">TECHNICAL_ISSUE</th><td class="n">50.0 %</td><td class="n">83.3 %</td>' in html
+    assert '<th scope="row">Billing Inquiry</th><td class="n">90.0 %</td><td class="n">64.3 %</td>' in html
+    assert '<th scope="row">Technical Issue</th><td class="n">50.0 %</td><td class="n">83.3 %</td>' in html
 
 
 def test_the_calibration_numbers_and_threshold_suggestion(supervisor_client, reviewed):
@@ -92,7 +92,7 @@ def test_the_calibration_csv_is_the_per_class_table(supervisor_client, reviewed)
 
 def test_the_calibration_report_says_when_there_is_nothing_yet(supervisor_client, db):
     html = supervisor_client.get("/supervisor/calibration/", {"decision_type": "reply"}).content.decode()
-    assert "reply: 0 reviewed decisions" in html and "No threshold reaches" in html
+    assert "Reply: 0 reviewed decisions" in html and "No threshold reaches" in html
 
 
 def test_a_bad_target_is_400(supervisor_client, db):

@@ -159,7 +159,7 @@ def test_it_loads_the_next_ticket_in_place_after_a_pass(reviewer_client):
     assert response["HX-Trigger"] == "review-decided"
     html = response.content.decode()
     assert "<html" not in html and f'data-ticket="{following.ticket_id}"' in html
-    assert "Saved 1 answers" in html and f"<title>Review #{following.ticket_id}" in html
+    assert "Saved 1 answers" in html and f"<title>#{following.ticket_id} " in html
 
 
 def test_it_sends_htmx_to_the_queue_when_nothing_is_left(reviewer_client):
@@ -258,7 +258,14 @@ def test_phase_1_pages_partials_and_api_never_show_a_hidden_answer(reviewer_clie
     ]
     for html in pages:
         # The answers are options among all, none chosen; nothing else names them.
-        for leak in ("BILLING_INQUIRY", "Hi Ana, we are looking", SECRET_REASONING, "Art-77", "selected>"):
+        for leak in (
+            "BILLING_INQUIRY",
+            "Billing Inquiry",
+            "Hi Ana, we are looking",
+            SECRET_REASONING,
+            "Art-77",
+            "selected>",
+        ):
             assert leak not in _without_selects(html), leak
     assert "answer on your own" in pages[0]
     decisions = token_client(reviewer).get(f"/api/v1/tickets/{ticket.pk}/decisions/").json()
@@ -284,7 +291,7 @@ def test_phase_1_reveals_after_the_pass_and_the_rated_draft_is_the_replys_agreem
     assert response.status_code == 302 and response["Location"] == url(ticket)  # stays: the reveal
     html = reviewer_client.get(url(ticket)).content.decode()
     assert "What the AI had answered" in html
-    assert "the AI said <strong>BILLING_INQUIRY</strong>, you said <strong>BILLING_INQUIRY</strong>" in html
+    assert "the AI said <strong>Billing Inquiry</strong>, you said <strong>Billing Inquiry</strong>" in html
     assert "Hi Ana, we are looking at your invoice now." in html  # the hidden draft, to be rated
     reply.refresh_from_db()
     assert reply.outcome == "overridden"  # until rated

@@ -229,7 +229,7 @@ def test_alerts_list_open_first_then_acknowledged(supervisor_client, supervisor)
     assert (
         "1 open" in html
         and f'<tr id="alert-{open_.pk}" class="open">' in html
-        and "OVERAUTOMATION_RISK" in html
+        and "Overautomation Risk" in html
         and "Demote category to phase 2." in html
     )
 
@@ -247,7 +247,7 @@ def test_a_promotion_proposal_links_to_the_decision_and_a_closed_one_says_the_sy
     )  # fmt: skip
     html = supervisor_client.get("/supervisor/alerts/").content.decode()
     row = html[html.index(f'id="alert-{proposal.pk}"') : html.index(f'id="alert-{closed.pk}"')]
-    assert '<span class="sev sev-info">info</span>' in row and "Phase 3 proposed:" in row
+    assert '<span class="sev sev-info">Info</span>' in row and "Phase 3 proposed:" in row
     assert 'href="/supervisor/autonomy/#policy-category">decide on the autonomy page' in row
     assert "system," in html[html.index(f'id="alert-{closed.pk}"') :]
 

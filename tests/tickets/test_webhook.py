@@ -94,7 +94,7 @@ def test_the_processing_task_is_enqueued_only_after_commit(client, django_captur
 @pytest.mark.parametrize(
     ("mutate", "field"),
     [
-        (lambda p: p.pop("subject"), "subject"),
+        (lambda p: p.update(subject="x" * 301), "subject"),
         (lambda p: p.update(body="   "), "body"),
         (lambda p: p.update(channel="carrier-pigeon"), "channel"),
         (lambda p: p.update(source="bad source!"), "source"),
@@ -104,6 +104,8 @@ def test_the_processing_task_is_enqueued_only_after_commit(client, django_captur
         (lambda p: p.update(metadata=["not", "an", "object"]), "metadata"),
         (lambda p: p.update(metadata={"note": "a\x00b"}), "metadata"),
         (lambda p: p.update(metadata={"a\x00": 1}), "metadata"),
+        (lambda p: p.update(metadata={"note": "half an emoji \ud83d"}), "metadata"),
+        (lambda p: p.update(metadata={"\udc00": 1}), "metadata"),
         (lambda p: p.update(metadata=nested(40)), "metadata"),
         (lambda p: p.update(external_id="x" * 129), "external_id"),
     ],
@@ -301,3 +303,31 @@ def test_a_false_content_length_gets_a_4xx_not_a_crash(client, declared, status)
 
     assert response.status_code == status
     assert_nothing_stored()
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "stored"),
+    [
+        ("", "My invoice is wrong.\nIt shows 40 EUR twice.", "My invoice is wrong."),
+        (None, "\n\n  Login   fails\tsince Monday  \n", "Login fails since Monday"),
+        ("   ", "word " * 40, "word " * 15 + "word…"),
+        ("", "x" * 200, "x" * 79 + "…"),
+    ],
+)
+def test_a_ticket_without_a_subject_gets_one_from_its_body(client, subject, body, stored):
+    response = signed_post(client, ticket_payload(subject=subject, body=body))
+
+    assert response.status_code == 201, response.content
+    ticket = Ticket.objects.get()
+    assert ticket.subject == stored
+    assert ticket.body == body
+
+
+def test_a_delivery_without_the_subject_field_is_accepted(client):
+    payload = ticket_payload()
+    del payload["subject"]
+
+    response = signed_post(client, payload)
+
+    assert response.status_code == 201
+    assert Ticket.objects.get().subject == "Hi, my card keeps getting declined with ERR_PAYMENT_402 on order…"
