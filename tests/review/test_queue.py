@@ -54,7 +54,7 @@ def test_a_ticket_is_one_row_with_every_decision_waiting_on_it(reviewer_client):
     assert row["ticket_id"] == category.ticket_id and row["uncertainty"] == 0.6  # the least sure
     html = reviewer_client.get("/review/").content.decode()
     assert html.count(f'href="/review/tickets/{category.ticket_id}/"') == 1
-    assert ">category</span>" in html and ">priority</span>" in html and ">reply</span>" in html
+    assert ">Category</span>" in html and ">Priority</span>" in html and ">Reply</span>" in html
 
 
 def test_it_leaves_decided_items_out(reviewer_client, reviewer):
