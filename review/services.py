@@ -101,6 +101,8 @@ def ticket_request_info_by(*, ticket: Ticket, user, text: str) -> None:
     outgoing_text_check(text)
     with transaction.atomic():
         ticket = _ticket_held(ticket, user)
+        if ticket.assignee_id is None:
+            ticket_assign(ticket=ticket, team=ticket.team, assignee=user)  # people own what they answer
         message_post(
             ticket=ticket,
             kind=Message.Kind.EXTERNAL,

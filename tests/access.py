@@ -85,6 +85,7 @@ ACCESS: dict[str, dict[str, dict[str, str]]] = {
     "supervisor-team-token-revoke": {"POST": SUPERVISE_OBJECT},
     # the API (a user's token; the webhook's signature is its only authentication)
     "webhook-tickets": {"POST": row(LOGIN, LOGIN, LOGIN, LOGIN)},
+    "webhook-messages": {"POST": row(LOGIN, LOGIN, LOGIN, LOGIN)},
     "api-ticket-list": {"GET": API},
     "api-ticket-detail": {"GET": API_OBJECT},
     "api-ticket-decisions": {"GET": API_OBJECT},
