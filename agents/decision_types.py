@@ -1,8 +1,9 @@
 """The decision-type registry: everything the product knows about a kind of decision, in one entry.
 
 A decision type says which agent proposes it, in which pipeline step and after which other
-types (whose proposals it reads), what a person may answer for it (its labels: fixed, and
-those of the active model) and how such a label becomes the decision's value. The autonomy
+types (whose proposals it reads), whether a follow-up turn proposes it again, what a person
+may answer for it (its labels: fixed, and those of the active model) and how such a label
+becomes the decision's value. The autonomy
 app registers how a value is applied to a ticket (``applier_register``). The pipeline, the
 controller, the console and the reports all read this registry; none of them matches on a
 decision type's name.
@@ -84,6 +85,12 @@ class DecisionKind:
     # A drafted text: a person sends it, edits it or sends nothing (ReplyAnswer), and an
     # edited text passes the guardrails before it is applied.
     drafts_text: bool = False
+    # Whether a follow-up turn proposes it again (None: every turn); when not, the later
+    # agents read its standing decision from an earlier turn.
+    on_follow_up: Callable[[TicketContext], bool] | None = None
+
+    def proposed_on(self, ctx: TicketContext) -> bool:
+        return not ctx.is_follow_up or self.on_follow_up is None or self.on_follow_up(ctx)
 
     def labels(self) -> list[str]:
         """What a person may answer for this type."""
@@ -185,6 +192,7 @@ register(
         step=Step.CLASSIFY,
         propose=lambda ctx, earlier: proposers.classify_category(ctx),
         fixed_labels=tuple(Category.values),
+        on_follow_up=proposers.topic_changed,
     )
 )
 register(
@@ -194,6 +202,7 @@ register(
         step=Step.CLASSIFY,
         propose=lambda ctx, earlier: proposers.classify_priority(ctx),
         fixed_labels=tuple(Priority.values),
+        on_follow_up=proposers.topic_changed,
     )
 )
 register(

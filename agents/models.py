@@ -73,7 +73,8 @@ class Provider(models.TextChoices):
 
 
 class PipelineRun(models.Model):
-    """One pass of the four agents over a ticket; its decisions are unique per run."""
+    """One turn of the agents on a ticket: their pass over one customer message. Its
+    decisions are unique per run, so per (ticket, turn, decision type)."""
 
     class Status(models.TextChoices):
         RUNNING = "running"
@@ -81,7 +82,12 @@ class PipelineRun(models.Model):
         DEAD = "dead"  # a step failed for good; see its DeadLetter
 
     ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="pipeline_runs")
+    # The turn: run n answers the n-th customer message the agents took up on the ticket.
     number = models.PositiveIntegerField()
+    # The customer message this run answers (null on runs from before conversations had turns).
+    message = models.OneToOneField(
+        "tickets.Message", null=True, blank=True, on_delete=models.PROTECT, related_name="pipeline_run"
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     # What the agents saw, built once when the run starts (agents.context.TicketContext).
     context = models.JSONField(default=dict)

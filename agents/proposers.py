@@ -124,7 +124,7 @@ def _llm_label(
             task=f"classify-{decision_type}",
             instructions=instructions,
             schema=schema,
-            ticket=llm.TicketText(subject=ctx.subject, body=ctx.body, channel=ctx.channel),
+            ticket=ctx.llm_text(),
             context={"customer_tier": ctx.customer.tier, "entities": ctx.entities},
         )
         for _ in range(samples)
@@ -186,6 +186,26 @@ def _nobody(decision_type: str, why: str) -> Proposal:
         provider=Provider.NONE,
         out_of_scope=True,
     )
+
+
+# On a follow-up, the classifier proposes category and priority again only when its category
+# model gives the latest message another category with at least this probability.
+TOPIC_CHANGE_PROBABILITY = 0.5
+
+
+def topic_changed(ctx: TicketContext) -> bool:
+    """Whether a follow-up moved to another topic: the category model, reading only the
+    latest message, gives most of its probability to a category other than the ticket's.
+    (Its probability, not the decision's confidence: a short conversational message rarely
+    resembles a whole training ticket, so the scope check would silence it.) The first
+    message of a ticket is a topic of its own."""
+    if not ctx.is_follow_up:
+        return True
+    model = active_model(DecisionType.CATEGORY)
+    if model is None or not ctx.category:
+        return False
+    label, probability = model.classifier.predict(ctx.text).top[0]
+    return label != ctx.category and probability >= TOPIC_CHANGE_PROBABILITY
 
 
 def classify_category(ctx: TicketContext) -> Proposal:
@@ -455,7 +475,7 @@ def draft_updates(
                     "required": ["reply"],
                     "additionalProperties": False,
                 },
-                ticket=llm.TicketText(subject=ctx.subject, body=ctx.body, channel=ctx.channel),
+                ticket=ctx.llm_text(),
                 context={"customer_first_name": ctx.customer.name.split()[0] if ctx.customer.name else ""},
             )
             reply, made_from = result.output["reply"], "Claude"

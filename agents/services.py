@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from agents import signals
+from agents import selectors, signals
 from agents.context import context_build
 from agents.ml import Prediction, TextClassifier, metrics
 from agents.models import AgentDecision, DeadLetter, HumanLabel, ModelVersion, PipelineRun
@@ -23,10 +23,13 @@ logger = logging.getLogger(__name__)
 
 
 def pipeline_run_start(*, ticket_id: int) -> PipelineRun | None:
-    """Start a run for a ticket in triage, or return the one already running.
+    """Start the turn that answers the customer's latest unanswered message, or return the
+    run already going (its turn ends first; the next starts when it finishes).
 
-    The ticket row is locked while its context is built, so two deliveries of the start
-    task make one run. None when the ticket is gone.
+    The ticket row is locked while the turn's context is built, so two deliveries of the
+    start task make one run; a message is answered by one run at most (a constraint). The
+    messages that came in together are answered together, by one turn on the latest. None
+    when the ticket is gone or nothing waits for an answer.
     """
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update().select_related("customer").filter(pk=ticket_id).first()
@@ -35,11 +38,18 @@ def pipeline_run_start(*, ticket_id: int) -> PipelineRun | None:
         running = PipelineRun.objects.filter(ticket=ticket, status=PipelineRun.Status.RUNNING).first()
         if running is not None:
             return running
-        last = PipelineRun.objects.filter(ticket=ticket).aggregate(n=Max("number"))["n"] or 0
+        message = selectors.unanswered_messages(ticket=ticket).last()
+        turn = (PipelineRun.objects.filter(ticket=ticket).aggregate(n=Max("number"))["n"] or 0) + 1
+        if message is None and turn > 1:
+            return None  # every message has its answer (the first turn answers the ticket itself)
+        if turn > 1 and ticket.stage != Ticket.Stage.CLASSIFIER:
+            ticket.stage = Ticket.Stage.CLASSIFIER  # the new turn goes through the steps again
+            ticket.save(update_fields=["stage", "updated_at"])
         return PipelineRun.objects.create(
             ticket=ticket,
-            number=last + 1,
-            context=context_build(ticket=ticket).to_dict(),
+            number=turn,
+            message=message,
+            context=context_build(ticket=ticket, message=message, turn=turn).to_dict(),
             correlation_id=ticket.correlation_id,
             started_at=timezone.now(),
         )

@@ -19,14 +19,14 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from agents import decision_types, services
+from agents import decision_types, selectors, services
 from agents.context import TicketContext
 from agents.decision_types import Step
 from agents.models import AgentDecision, PipelineRun
 from agents.proposers import Proposal
 from csai.logging import TASK_HEADER
 from csai.resilience import INFRASTRUCTURE_ERROR_NAMES, ResilientTask
-from tickets.models import Ticket
+from tickets.models import Message, Ticket
 from tickets.services import ticket_advance_stage
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def send(task_name: str, args: list, correlation_id: str) -> None:
 def pipeline_start(ticket_id: int) -> str:
     run = services.pipeline_run_start(ticket_id=ticket_id)
     if run is None:
-        return "missing"
+        return "nothing-to-answer"
     send(classify_step.name, [run.pk], run.correlation_id)
     return f"run:{run.pk}"
 
@@ -103,10 +103,11 @@ def _run_step(run_id: int, step: PipelineStep) -> str:
         logger.warning("step before its stage", extra={"run_id": run_id, "stage": run.ticket.stage})
         return "not-ready"
     decisions = {d.decision_type: d for d in run.decisions.all()}
-    kinds = decision_types.of_step(step.step)
-    # The agents run before the transaction opens: a Claude call may take seconds.
     ctx = TicketContext.from_dict(run.context)
-    earlier = {t: _proposal(d) for t, d in decisions.items()}
+    kinds = [kind for kind in decision_types.of_step(step.step) if kind.proposed_on(ctx)]
+    # The agents run before the transaction opens: a Claude call may take seconds. They read
+    # this turn's decisions, and for what this turn does not decide again, the earlier turns'.
+    earlier = {t: _proposal(d) for t, d in {**_standing(run), **decisions}.items()}
     timed = []
     for kind in kinds:
         if kind.name not in decisions:
@@ -122,12 +123,21 @@ def _run_step(run_id: int, step: PipelineStep) -> str:
             ticket_advance_stage(ticket_id=run.ticket_id, from_stage=step.stage, to_stage=next_stage)
         if last:
             services.pipeline_run_finish(run=run)
+            if selectors.unanswered_messages(ticket=run.ticket).exists():
+                # The customer wrote again while this turn ran: the next turn answers that.
+                transaction.on_commit(lambda: send(pipeline_start.name, [run.ticket_id], run.correlation_id))
         else:
             services.pipeline_run_touch(run=run)
             transaction.on_commit(lambda: send(step.next_task, [run.pk], run.correlation_id))
     # Outside the transaction: the listener applies decisions in transactions of its own.
     services.decisions_submit(decisions=fresh or [decisions[k.name] for k in kinds if k.name in decisions])
     return "decided" if timed else "already-decided"
+
+
+def _standing(run: PipelineRun) -> dict[str, AgentDecision]:
+    """The latest decision of each type from the ticket's earlier turns."""
+    earlier = AgentDecision.objects.filter(ticket_id=run.ticket_id, run__number__lt=run.number)
+    return {d.decision_type: d for d in earlier.order_by("run__number", "id")}
 
 
 def _timed(agent: decision_types.Propose, ctx: TicketContext, earlier: dict[str, Proposal]) -> services.Timed:
@@ -170,6 +180,8 @@ STEPS = ((CLASSIFY, classify_step), (SELECT, select_step), (ESCALATE, escalate_s
 # its next message (broker restart, a crash between commit and send) and is nudged again.
 RUN_GRACE = timedelta(minutes=5)
 TRIAGE_GRACE = timedelta(minutes=2)
+# How far back the sweep looks for follow-ups whose turn never started.
+FOLLOW_UP_WINDOW = timedelta(days=1)
 SWEEP_BATCH = 200
 
 
@@ -208,8 +220,23 @@ def pipeline_sweep() -> str:
         .exclude(pipeline_runs__status=PipelineRun.Status.DEAD)
         .values_list("pk", "correlation_id")[:SWEEP_BATCH]
     )
+    # Customers who wrote again on a ticket whose turns had ended, and whose turn never began
+    # (its start was lost): a ticket answers its latest message, so one start each.
+    follow_ups = (
+        Message.objects.filter(
+            kind=Message.Kind.EXTERNAL,
+            sender_kind=Message.SenderKind.CUSTOMER,
+            created_at__range=(now - FOLLOW_UP_WINDOW, now - TRIAGE_GRACE),
+            pipeline_run__isnull=True,
+            ticket__stage=Ticket.Stage.END,
+        )
+        .exclude(metadata__has_key="auto_reply")
+        .exclude(ticket__pipeline_runs__status=PipelineRun.Status.RUNNING)
+        .values_list("ticket_id", "ticket__correlation_id")
+        .distinct()[:SWEEP_BATCH]
+    )
     started = 0
-    for ticket_id, correlation_id in waiting:
+    for ticket_id, correlation_id in [*waiting, *follow_ups]:
         send(pipeline_start.name, [ticket_id], correlation_id)
         started += 1
     if nudged or started or retried:

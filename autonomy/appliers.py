@@ -8,7 +8,7 @@ AI's decision on its own: what is written says who did it.
 from agents import decision_types
 from agents.models import DecisionType
 from tickets.models import Message, Ticket
-from tickets.services import message_post, ticket_escalate, ticket_triage_set
+from tickets.services import message_post, ticket_assign, ticket_escalate, ticket_triage_set
 
 # The sender id of what the AI writes on its own.
 AI_SENDER = "csai-agents"
@@ -44,6 +44,9 @@ def apply_reply(*, ticket: Ticket, value: dict, actor) -> None:
     """The reply goes out as the person's when a person sent it (as drafted or edited); the
     internal note is always the AI's."""
     sender_kind, sender_id = sender_of(actor)
+    if actor is not None and ticket.assignee_id is None:
+        # People own the tickets they answer: from now on the AI only suggests replies here.
+        ticket_assign(ticket=ticket, team=ticket.team, assignee=actor)
     message_post(
         ticket=ticket, kind=Message.Kind.EXTERNAL, sender_kind=sender_kind, sender_id=sender_id,
         content=value["reply"],

@@ -253,6 +253,9 @@ CSAI_WEBHOOK_MAX_BYTES = env_int("CSAI_WEBHOOK_MAX_BYTES", 256 * 1024, minimum=1
 CSAI_WEBHOOK_RATE = env_rate("CSAI_WEBHOOK_RATE", "6000/min")
 # SLA state turns at_risk when less than this share of a deadline's window is left.
 CSAI_SLA_AT_RISK_FRACTION = 0.25
+# A customer writing on a resolved ticket reopens it within this many days; later (or on a
+# closed ticket) their message opens a new ticket that follows the old one.
+CSAI_REOPEN_DAYS = env_int("CSAI_REOPEN_DAYS", 7, minimum=0)
 
 # --- Claude (optional) ----------------------------------------------------------------
 # Empty key: every agent decides with the local model and nothing is sent to Anthropic.

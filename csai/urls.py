@@ -22,6 +22,7 @@ urlpatterns = [
     # The review console and its login: /accounts/, /review/, /tickets/.
     path("", include("review.urls")),
     path("api/v1/webhooks/tickets", tickets_api.TicketWebhookView.as_view(), name="webhook-tickets"),
+    path("api/v1/webhooks/messages", tickets_api.MessageWebhookView.as_view(), name="webhook-messages"),
     path("api/v1/tickets/", tickets_api.TicketListView.as_view(), name="api-ticket-list"),
     path(
         "api/v1/tickets/<int:ticket_id>/",

@@ -64,6 +64,8 @@ ACCESS: dict[str, dict[str, dict[str, str]]] = {
     "ticket-close": {"POST": QUEUE_OBJECT},
     "ticket-reopen": {"POST": QUEUE_OBJECT},
     "ticket-assign-to-me": {"POST": QUEUE_OBJECT},
+    "ticket-release": {"POST": QUEUE_OBJECT},
+    "ticket-reply": {"POST": QUEUE_OBJECT},
     "ticket-reassign": {"POST": row(LOGIN, DENIED, DENIED, MISSING)},  # tickets.change_ticket
     # the supervisor pages
     "supervisor-autonomy": {"GET": SUPERVISE},
@@ -85,6 +87,7 @@ ACCESS: dict[str, dict[str, dict[str, str]]] = {
     "supervisor-team-token-revoke": {"POST": SUPERVISE_OBJECT},
     # the API (a user's token; the webhook's signature is its only authentication)
     "webhook-tickets": {"POST": row(LOGIN, LOGIN, LOGIN, LOGIN)},
+    "webhook-messages": {"POST": row(LOGIN, LOGIN, LOGIN, LOGIN)},
     "api-ticket-list": {"GET": API},
     "api-ticket-detail": {"GET": API_OBJECT},
     "api-ticket-decisions": {"GET": API_OBJECT},

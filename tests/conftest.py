@@ -21,6 +21,7 @@ from tickets import roles, webhooks
 
 WEBHOOK_SECRET = "test-webhook-secret"
 WEBHOOK_URL = "/api/v1/webhooks/tickets"
+MESSAGES_URL = "/api/v1/webhooks/messages"
 
 
 @pytest.fixture(autouse=True)
@@ -78,11 +79,19 @@ def ticket_payload(**overrides) -> dict:
     return payload
 
 
-def signed_post(client, body: bytes | dict, *, secret: str = WEBHOOK_SECRET, timestamp=None, **headers):
+def signed_post(
+    client,
+    body: bytes | dict,
+    *,
+    secret: str = WEBHOOK_SECRET,
+    timestamp=None,
+    url: str = WEBHOOK_URL,
+    **headers,
+):
     raw = json.dumps(body).encode() if isinstance(body, dict) else body
     headers.setdefault("HTTP_X_CSAI_SIGNATURE", webhooks.sign(secret=secret, body=raw, timestamp=timestamp))
     headers.setdefault("content_type", "application/json")
-    return client.post(WEBHOOK_URL, raw, **headers)
+    return client.post(url, raw, **headers)
 
 
 # --- a real Celery worker -------------------------------------------------------------

@@ -16,11 +16,13 @@ from csai import metrics
 from csai.errors import ApplicationError
 from csai.logging import get_correlation_id
 from csai.redis import redis_client
-from tickets import selectors, services, webhooks
+from tickets import conversation, selectors, services, webhooks
 from tickets.serializers import (
+    MessageAcceptedSerializer,
     TicketFilterSerializer,
     TicketSerializer,
     WebhookAcceptedSerializer,
+    WebhookMessageSerializer,
     WebhookTicketSerializer,
 )
 
@@ -153,6 +155,46 @@ class TicketWebhookView(APIView):
     def get_authenticate_header(self, request) -> str:
         # A 401 must name the scheme; ours is the signature header.
         return webhooks.HEADER
+
+
+class MessageWebhookView(TicketWebhookView):
+    """A customer's follow-up on a ticket, signed like the ticket webhook."""
+
+    @extend_schema(
+        operation_id="webhook_message_create",
+        request=WebhookMessageSerializer,
+        parameters=[
+            OpenApiParameter(
+                webhooks.HEADER,
+                location=OpenApiParameter.HEADER,
+                required=True,
+                description='t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">',
+            )
+        ],
+        responses={
+            201: MessageAcceptedSerializer,
+            200: OpenApiResponse(MessageAcceptedSerializer, description="Repeated delivery: nothing stored"),
+            400: OpenApiResponse(description="Invalid JSON or fields: {field: [messages]}"),
+            401: OpenApiResponse(description="Bad, missing or stale signature"),
+            404: OpenApiResponse(description="No such ticket: nothing stored"),
+            413: OpenApiResponse(description="Body larger than 256 KiB"),
+            415: OpenApiResponse(description="Not application/json"),
+            429: OpenApiResponse(description="Throttled"),
+        },
+    )
+    def post(self, request):
+        serializer = WebhookMessageSerializer(data=_signed_payload(request))
+        serializer.is_valid(raise_exception=True)
+        received = conversation.message_receive(data=serializer.to_follow_up())
+        accepted = {
+            "message_id": received.message.pk,
+            "ticket_id": received.ticket.pk,
+            "outcome": received.outcome,
+        }
+        return Response(
+            MessageAcceptedSerializer(accepted).data,
+            status=status.HTTP_201_CREATED if received.created else status.HTTP_200_OK,
+        )
 
 
 class TicketPagination(CursorPagination):

@@ -128,6 +128,10 @@ class Ticket(models.Model):
     # First escalation: the dashboard's escalation rate counts tickets escalated at any time,
     # also those resolved since.
     escalated_at = models.DateTimeField(null=True, blank=True)
+    # The closed (or long resolved) ticket a customer wrote again on: this one continues it.
+    follows = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="followed_by"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -189,15 +193,39 @@ class Message(models.Model):
     sender_kind = models.CharField(max_length=16, choices=SenderKind.choices)
     sender_id = models.CharField(max_length=128, blank=True)
     content = models.TextField()
-    # Per-message annotations: intent, sentiment (-1..1), suggested actions, source metadata.
+    # The sender's id for a message they delivered (a follow-up): a redelivery finds it.
+    external_id = models.CharField(max_length=128, blank=True)
+    # The email Message-ID of the mail this message came in or went out as: a customer's
+    # emailed answer names it in In-Reply-To / References, which leads back to the ticket.
+    email_message_id = models.CharField(max_length=300, blank=True)
+    # Per-message annotations: intent, sentiment (-1..1), suggested actions, source metadata;
+    # for a follow-up, its email headers and whether it was an auto-reply.
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField()
 
     class Meta:
         ordering = ["created_at", "id"]
+        constraints = [
+            # Follow-ups are idempotent: a redelivered message is found through this.
+            models.UniqueConstraint(
+                fields=["ticket", "external_id"],
+                condition=~Q(external_id=""),
+                name="message_ticket_external_unique",
+            ),
+        ]
         indexes = [
             # Ticket timeline: a ticket's messages in order.
             models.Index(fields=["ticket", "created_at", "id"], name="message_ticket_timeline_idx"),
+            # agents.tasks.pipeline_sweep: customers' recent follow-ups whose turn never started.
+            models.Index(
+                fields=["created_at"],
+                name="message_customer_created_idx",
+                condition=Q(sender_kind="customer"),
+            ),
+            # tickets.conversation.ticket_for_mail: the message an emailed answer replies to.
+            models.Index(
+                fields=["email_message_id"], name="message_email_id_idx", condition=~Q(email_message_id="")
+            ),
         ]
 
     def __str__(self) -> str:

@@ -2,6 +2,7 @@ import re
 
 from rest_framework import serializers
 
+from tickets.conversation import FollowUpData
 from tickets.models import Category, Channel, Customer, Message, Priority, Ticket, Tier
 from tickets.services import CustomerData, TicketData
 
@@ -66,6 +67,66 @@ class WebhookTicketSerializer(serializers.Serializer):
         """The validated payload as the intake service's input (call after is_valid)."""
         data = dict(self.validated_data)
         return TicketData(customer=CustomerData(**data.pop("customer")), **data)
+
+
+class WebhookSenderSerializer(serializers.Serializer):
+    email = serializers.EmailField(required=False, allow_blank=True)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+
+class WebhookMessageSerializer(serializers.Serializer):
+    """A customer's follow-up. ``ticket_external_id`` names the ticket; left out, the email
+    headers (``In-Reply-To`` / ``References``) must lead to it, as an inbound-mail relay posts."""
+
+    source = serializers.RegexField(r"^[A-Za-z0-9_.-]+$", max_length=64)
+    ticket_external_id = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+    external_id = serializers.CharField(max_length=128)
+    content = serializers.CharField(max_length=100_000, trim_whitespace=False)
+    sender = WebhookSenderSerializer(required=False, default=dict)
+    headers = serializers.DictField(
+        child=serializers.CharField(max_length=4000, allow_blank=True, trim_whitespace=False),
+        required=False,
+        default=dict,
+        help_text="Email headers, e.g. Message-ID, In-Reply-To, References, Auto-Submitted.",
+    )
+
+    def validate_content(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("This field may not be blank.")
+        if "\x00" in value:
+            raise serializers.ValidationError("Null characters are not allowed.")
+        return value
+
+    def validate_headers(self, value: dict) -> dict:
+        if len(value) > 100:
+            raise serializers.ValidationError("At most 100 headers.")
+        problem = _metadata_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        names = {name.lower() for name in attrs["headers"]}
+        if not attrs["ticket_external_id"] and not names & {"in-reply-to", "references"}:
+            raise serializers.ValidationError(
+                {"ticket_external_id": ["Name the ticket, or send the In-Reply-To / References headers."]}
+            )
+        return attrs
+
+    def to_follow_up(self) -> FollowUpData:
+        data = dict(self.validated_data)
+        sender = data.pop("sender")
+        return FollowUpData(sender_email=sender.get("email", ""), sender_name=sender.get("name", ""), **data)
+
+
+class MessageAcceptedSerializer(serializers.Serializer):
+    message_id = serializers.IntegerField()
+    ticket_id = serializers.IntegerField()
+    outcome = serializers.ChoiceField(
+        choices=["continued", "reopened", "new_ticket", "auto_reply", "duplicate"],
+        help_text="What the message did: continued or reopened its ticket, opened a new one that "
+        "follows it (closed or long resolved), was kept as an auto-reply, or was a redelivery.",
+    )
 
 
 class WebhookAcceptedSerializer(serializers.Serializer):

@@ -8,3 +8,7 @@ ticket_received = Signal()
 # Sent by the intake task once a ticket has entered triage (stage "classifier").
 # The agents pipeline listens to this. Arguments: ticket_id.
 ticket_ready_for_triage = Signal()
+
+# Sent after a customer's follow-up (not an auto-reply) is stored: a new turn of the
+# conversation for the agents. Arguments: ticket_id, message_id.
+customer_wrote = Signal()

@@ -39,6 +39,8 @@ def _sampled(decision_id: int, rate: float) -> bool:
 
 def _to_a_person(decision: AgentDecision, policy: AutomationPolicy, calibrated: float | None) -> str:
     """Why this decision may not be applied automatically; empty when it may."""
+    if decision_types.get(decision.decision_type).drafts_text and decision.ticket.assignee_id:
+        return f"{decision.ticket.assignee} owns this ticket: the AI only suggests"
     if decision.guardrail_violations:
         return "blocked by guardrails"
     if decision.out_of_scope or not decision.label:
@@ -63,7 +65,12 @@ def decision_submit(*, decision_id: int) -> str:
     nothing; applying and recording the disposition share one transaction.
     """
     with transaction.atomic():
-        decision = AgentDecision.objects.select_for_update().filter(pk=decision_id).first()
+        decision = (
+            AgentDecision.objects.select_for_update(of=("self",))
+            .select_related("ticket__assignee")
+            .filter(pk=decision_id)
+            .first()
+        )
         if decision is None:
             return "missing"
         if Disposition.objects.filter(decision=decision).exists():
@@ -112,6 +119,13 @@ def decision_submit(*, decision_id: int) -> str:
 def _queue(
     decision: AgentDecision, *, kind: str, show: bool, confidence: float, rate: float = 1.0
 ) -> ReviewItem:
+    """A review item for ``decision``; the same type's item still pending from an earlier
+    turn of the ticket is closed: a person answers the latest turn."""
+    ReviewItem.objects.filter(
+        ticket_id=decision.ticket_id, decision_type=decision.decision_type, status=ReviewItem.Status.PENDING
+    ).exclude(decision__run_id=decision.run_id).update(
+        status=ReviewItem.Status.EXPIRED, claimed_by=None, claimed_until=None
+    )
     return ReviewItem.objects.create(
         decision=decision,
         ticket_id=decision.ticket_id,

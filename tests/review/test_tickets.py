@@ -161,3 +161,29 @@ def test_it_tells_htmx_a_refusal_in_the_flash_area(reviewer_client):
     response = reviewer_client.post(f"/tickets/{ticket.pk}/reassign/", HTTP_HX_REQUEST="true")
     assert response.status_code == 403 and response["HX-Retarget"] == "#flash"
     assert "<html" not in response.content.decode()
+
+
+def test_a_person_replies_from_the_ticket_page_and_owns_the_ticket(reviewer_client, reviewer):
+    ticket = TicketFactory(status=Ticket.Status.OPEN)
+    assert "Send reply" in reviewer_client.get(f"/tickets/{ticket.pk}/").content.decode()
+
+    response = reviewer_client.post(f"/tickets/{ticket.pk}/reply/", {"text": "Hi, I have fixed the invoice."})
+
+    assert response.status_code == 302
+    sent = ticket.messages.get(kind="external")
+    assert (sent.content, sent.sender_kind, sent.sender_id) == (
+        "Hi, I have fixed the invoice.", "cs_agent", str(reviewer.pk),
+    )  # fmt: skip
+    ticket.refresh_from_db()
+    assert ticket.assignee == reviewer
+    assert "owned by reviewer" in reviewer_client.get(f"/tickets/{ticket.pk}/").content.decode()
+
+    reviewer_client.post(f"/tickets/{ticket.pk}/release/")
+    ticket.refresh_from_db()
+    assert ticket.assignee is None
+
+
+def test_a_reply_that_breaks_a_guardrail_is_refused(reviewer_client):
+    ticket = TicketFactory(status=Ticket.Status.OPEN)
+    response = reviewer_client.post(f"/tickets/{ticket.pk}/reply/", {"text": "We will refund you in full."})
+    assert response.status_code == 422 and not ticket.messages.exists()

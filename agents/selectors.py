@@ -1,0 +1,28 @@
+"""Reads of the agents app."""
+
+from django.db.models import Q, QuerySet
+
+from agents.models import PipelineRun
+from tickets.models import Message, Ticket
+
+
+def unanswered_messages(*, ticket: Ticket) -> QuerySet[Message]:
+    """The customer's messages on ``ticket`` no turn has taken up yet, oldest first: those
+    after the latest one a run answers (auto-replies are never answered)."""
+    messages = ticket.messages.filter(
+        kind=Message.Kind.EXTERNAL, sender_kind=Message.SenderKind.CUSTOMER
+    ).exclude(metadata__has_key="auto_reply")
+    answered = (
+        PipelineRun.objects.filter(ticket=ticket, message__isnull=False)
+        .order_by("-message__created_at", "-message_id")
+        .values_list("message__created_at", "message_id")
+        .first()
+    )
+    if answered is None:
+        if PipelineRun.objects.filter(ticket=ticket).exists():
+            # Runs from before turns answered the first message.
+            messages = messages.exclude(pk=messages.order_by("created_at", "id").values("pk")[:1])
+    else:
+        at, message_id = answered
+        messages = messages.filter(Q(created_at__gt=at) | Q(created_at=at, pk__gt=message_id))
+    return messages.order_by("created_at", "id")
