@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from autonomy import api as autonomy_api
 from csai import health, metrics
+from review import api as review_api
 from tickets import api as tickets_api
 
 # JSON under /api/ (a client there parses JSON), the site's pages elsewhere (csai.errors).
@@ -23,6 +24,44 @@ urlpatterns = [
     path("", include("review.urls")),
     path("api/v1/webhooks/tickets", tickets_api.TicketWebhookView.as_view(), name="webhook-tickets"),
     path("api/v1/webhooks/messages", tickets_api.MessageWebhookView.as_view(), name="webhook-messages"),
+    # The human side: the review queue, one pass over a ticket, a person's reply, note, lifecycle.
+    path("api/v1/review/", review_api.ReviewQueueView.as_view(), name="api-review-queue"),
+    path(
+        "api/v1/review/tickets/<int:ticket_id>/claim/",
+        review_api.ReviewClaimView.as_view(),
+        name="api-review-claim",
+    ),
+    path(
+        "api/v1/review/tickets/<int:ticket_id>/answer/",
+        review_api.ReviewAnswerView.as_view(),
+        name="api-review-answer",
+    ),
+    path(
+        "api/v1/review/tickets/<int:ticket_id>/release/",
+        review_api.ReviewReleaseView.as_view(),
+        name="api-review-release",
+    ),
+    path(
+        "api/v1/tickets/<int:ticket_id>/reply/", review_api.TicketReplyView.as_view(), name="api-ticket-reply"
+    ),
+    path(
+        "api/v1/tickets/<int:ticket_id>/notes/", review_api.TicketNoteView.as_view(), name="api-ticket-note"
+    ),
+    path(
+        "api/v1/tickets/<int:ticket_id>/resolve/",
+        review_api.TicketLifecycleView.as_view(action="resolve"),
+        name="api-ticket-resolve",
+    ),
+    path(
+        "api/v1/tickets/<int:ticket_id>/reopen/",
+        review_api.TicketLifecycleView.as_view(action="reopen"),
+        name="api-ticket-reopen",
+    ),
+    path(
+        "api/v1/tickets/<int:ticket_id>/assign/",
+        review_api.TicketAssignView.as_view(),
+        name="api-ticket-assign",
+    ),
     path("api/v1/tickets/", tickets_api.TicketListView.as_view(), name="api-ticket-list"),
     path(
         "api/v1/tickets/<int:ticket_id>/",

@@ -91,6 +91,16 @@ ACCESS: dict[str, dict[str, dict[str, str]]] = {
     "api-ticket-list": {"GET": API},
     "api-ticket-detail": {"GET": API_OBJECT},
     "api-ticket-decisions": {"GET": API_OBJECT},
+    # the human side over REST (review.roles.WORK_QUEUE; assigning: tickets.change_ticket)
+    "api-review-queue": {"GET": API},
+    "api-review-claim": {"POST": API_OBJECT},
+    "api-review-release": {"POST": API_OBJECT},
+    "api-review-answer": {"POST": API_OBJECT},
+    "api-ticket-reply": {"POST": API_OBJECT},
+    "api-ticket-note": {"POST": API_OBJECT},
+    "api-ticket-resolve": {"POST": API_OBJECT},
+    "api-ticket-reopen": {"POST": API_OBJECT},
+    "api-ticket-assign": {"POST": API_SUPERVISE_OBJECT},
     "api-policy-list": {"GET": API},
     # These check their input ({} here: no reason) before they look the object up.
     "api-policy-promote": {"POST": row(LOGIN, DENIED, DENIED, INVALID)},

@@ -168,6 +168,8 @@ class Ticket(models.Model):
             models.Index(
                 fields=["created_at"], name="ticket_awaiting_intake_idx", condition=Q(stage="trigger")
             ),
+            # API list with updated_since: what changed since an integrator last polled.
+            models.Index(fields=["updated_at"], name="ticket_updated_idx"),
             # pipeline_sweep: tickets in triage whose pipeline never started.
             models.Index(fields=["updated_at"], name="ticket_in_triage_idx", condition=Q(stage="classifier")),
         ]

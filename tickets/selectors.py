@@ -13,7 +13,11 @@ VIEW_PERMISSION = "tickets.view_ticket"
 
 
 def ticket_list(*, filters: dict) -> QuerySet[Ticket]:
-    """Newest first, with customer and messages loaded in two extra queries per page."""
+    """Newest first, with customer and messages loaded in two extra queries per page.
+    ``filters``: field values, and ``updated_since`` (changed at or after)."""
+    filters = dict(filters)
+    if "updated_since" in filters:
+        filters["updated_at__gte"] = filters.pop("updated_since")
     return (
         Ticket.objects.filter(**filters)
         .select_related("customer", "assignee")

@@ -193,3 +193,9 @@ class TicketFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Ticket.Status.choices, required=False)
     category = serializers.ChoiceField(choices=Category.choices, required=False)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
+    updated_since = serializers.DateTimeField(
+        required=False,
+        help_text="Only tickets changed at or after this moment: poll with the last answer's time.",
+    )
+    source = serializers.RegexField(r"^[A-Za-z0-9_.-]+$", max_length=64, required=False)
+    external_id = serializers.CharField(max_length=128, required=False, help_text="With source: one ticket.")
