@@ -44,6 +44,11 @@ urlpatterns = [
         for action in views.LIFECYCLE
     ],
     path("tickets/<int:ticket_id>/reassign/", views.ticket_reassign, name="ticket-reassign"),
+    path(
+        "tickets/<int:ticket_id>/messages/<int:message_id>/mail/",
+        views.message_mail,
+        name="ticket-message-mail",
+    ),
 ]
 
 # The supervisor pages (review.supervisor).

@@ -65,6 +65,7 @@ ACCESS: dict[str, dict[str, dict[str, str]]] = {
     "ticket-reopen": {"POST": QUEUE_OBJECT},
     "ticket-assign-to-me": {"POST": QUEUE_OBJECT},
     "ticket-reassign": {"POST": row(LOGIN, DENIED, DENIED, MISSING)},  # tickets.change_ticket
+    "ticket-message-mail": {"GET": QUEUE_OBJECT},  # the .eml of a reply (make run's SMTP sink)
     # the supervisor pages
     "supervisor-autonomy": {"GET": SUPERVISE},
     "supervisor-promote": {"POST": SUPERVISE_OBJECT},
