@@ -113,6 +113,32 @@ def ticket_request_info_by(*, ticket: Ticket, user, text: str) -> None:
         ticket_await_customer(ticket=ticket)
 
 
+def ticket_reply_by(*, ticket: Ticket, user, text: str) -> Message:
+    """A person's reply to the customer, written on the ticket page. The guardrails check it;
+    the person owns the ticket from now on (the AI only suggests replies there)."""
+    if not text.strip():
+        raise ApplicationError("The reply is empty.")
+    outgoing_text_check(text)
+    with transaction.atomic():
+        ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        if ticket.assignee_id is None:
+            ticket_assign(ticket=ticket, team=ticket.team, assignee=user)
+        return message_post(
+            ticket=ticket,
+            kind=Message.Kind.EXTERNAL,
+            sender_kind=Message.SenderKind.CS_AGENT,
+            sender_id=str(user.pk),
+            content=text.strip(),
+        )
+
+
+def ticket_release_by(*, ticket: Ticket, user) -> None:
+    """Give the ticket back: nobody owns it, and the AI may answer on its own again."""
+    if ticket.assignee_id is None:
+        raise ApplicationError("Nobody owns this ticket.")
+    ticket_reassign_by(ticket=ticket, user=user, team=ticket.team, assignee=None)
+
+
 def note_add(*, ticket: Ticket, user, text: str) -> Message:
     """An internal note on the ticket (never sent to the customer)."""
     if not text.strip():

@@ -43,6 +43,7 @@ urlpatterns = [
         )
         for action in views.LIFECYCLE
     ],
+    path("tickets/<int:ticket_id>/reply/", views.ticket_reply, name="ticket-reply"),
     path("tickets/<int:ticket_id>/reassign/", views.ticket_reassign, name="ticket-reassign"),
     path(
         "tickets/<int:ticket_id>/messages/<int:message_id>/mail/",

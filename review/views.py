@@ -316,6 +316,7 @@ LIFECYCLE = {
     "close": (services.ticket_close_by, "Ticket closed."),
     "reopen": (services.ticket_reopen_by, "Ticket reopened."),
     "assign-to-me": (services.ticket_assign_to_me, "The ticket is yours now."),
+    "release": (services.ticket_release_by, "Released: the AI may answer on its own again."),
 }
 
 
@@ -329,6 +330,14 @@ def ticket_lifecycle(request, ticket_id: int, action: str):
     if not request.htmx and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
         return redirect(back)
     return _ticket_changed(request, ticket, notice)
+
+
+@console_view(methods=("POST",))
+def ticket_reply(request, ticket_id: int):
+    """A person's reply to the customer from the ticket page."""
+    ticket = get_ticket_for_user(request.user, ticket_id)
+    services.ticket_reply_by(ticket=ticket, user=request.user, text=request.POST.get("text", ""))
+    return _ticket_changed(request, ticket, "Reply sent.")
 
 
 @console_view(methods=("POST",), permission=CHANGE_TICKET)

@@ -64,6 +64,8 @@ ACCESS: dict[str, dict[str, dict[str, str]]] = {
     "ticket-close": {"POST": QUEUE_OBJECT},
     "ticket-reopen": {"POST": QUEUE_OBJECT},
     "ticket-assign-to-me": {"POST": QUEUE_OBJECT},
+    "ticket-release": {"POST": QUEUE_OBJECT},
+    "ticket-reply": {"POST": QUEUE_OBJECT},
     "ticket-reassign": {"POST": row(LOGIN, DENIED, DENIED, MISSING)},  # tickets.change_ticket
     "ticket-message-mail": {"GET": QUEUE_OBJECT},  # the .eml of a reply (make run's SMTP sink)
     # the supervisor pages

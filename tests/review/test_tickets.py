@@ -221,3 +221,29 @@ def test_a_persons_reply_goes_out_by_mail_and_the_ticket_page_links_to_it(
     note = ticket.messages.exclude(pk=reply.pk).first() or MessageFactory(ticket=ticket)
     assert reviewer_client.get(f"/tickets/{ticket.pk}/messages/{note.pk}/mail/").status_code == 404
     assert reviewer_client.get(f"/tickets/{TicketFactory().pk}/messages/{reply.pk}/mail/").status_code == 404
+
+
+def test_a_person_replies_from_the_ticket_page_and_owns_the_ticket(reviewer_client, reviewer):
+    ticket = TicketFactory(status=Ticket.Status.OPEN)
+    assert "Send reply" in reviewer_client.get(f"/tickets/{ticket.pk}/").content.decode()
+
+    response = reviewer_client.post(f"/tickets/{ticket.pk}/reply/", {"text": "Hi, I have fixed the invoice."})
+
+    assert response.status_code == 302
+    sent = ticket.messages.get(kind="external")
+    assert (sent.content, sent.sender_kind, sent.sender_id) == (
+        "Hi, I have fixed the invoice.", "cs_agent", str(reviewer.pk),
+    )  # fmt: skip
+    ticket.refresh_from_db()
+    assert ticket.assignee == reviewer
+    assert "owned by reviewer" in reviewer_client.get(f"/tickets/{ticket.pk}/").content.decode()
+
+    reviewer_client.post(f"/tickets/{ticket.pk}/release/")
+    ticket.refresh_from_db()
+    assert ticket.assignee is None
+
+
+def test_a_reply_that_breaks_a_guardrail_is_refused(reviewer_client):
+    ticket = TicketFactory(status=Ticket.Status.OPEN)
+    response = reviewer_client.post(f"/tickets/{ticket.pk}/reply/", {"text": "We will refund you in full."})
+    assert response.status_code == 422 and not ticket.messages.exists()
