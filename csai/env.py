@@ -123,3 +123,25 @@ def _merged(name: str, defaults: dict, overrides) -> dict:
         else:
             raise ImproperlyConfigured(f"{name}: {key} must be a number, not {override!r}.")
     return merged
+
+
+def env_durations(name: str, default: list[float]) -> list[float]:
+    """Comma-separated durations in seconds, each a number with an optional unit s, m, h or d:
+    ``5s,5m,30m,2h`` or ``0.2,0.2``. Empty: the default."""
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    durations = []
+    for item in value.split(","):
+        text = item.strip().lower()
+        unit = _RATE_UNITS.get(text[-1:]) if text else None
+        try:
+            number = float(text[:-1] if unit else text)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}={value!r}: {item.strip()!r} is not a duration like 5s or 2h."
+            ) from None
+        if not number >= 0 or number == float("inf"):
+            raise ImproperlyConfigured(f"{name}={value!r}: {item.strip()!r} must be 0 or more.")
+        durations.append(number * (unit or 1))
+    return durations

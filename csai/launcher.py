@@ -1,7 +1,9 @@
 """``make run``: the whole product on one machine, on embedded Postgres and Redis.
 
 Prepares the database (migrate, static files, demo users and data), then supervises the
-web server (gunicorn), a Celery worker, Celery beat and the demo traffic generator.
+web server (gunicorn), a Celery worker, Celery beat, the demo traffic generator and, unless
+the environment names a mail backend or host, a local SMTP sink that writes every mail under
+``var/mail/`` (``csai.mailsink``).
 A child that exits is started again after a backoff (1 s, doubling to 30 s; back to 1 s once
 it has stayed up a minute); so are the embedded PostgreSQL and Redis, on the same data and
 address. Each restart is logged and counted in ``/metrics`` (``csai_launcher_restarts``).
@@ -13,6 +15,7 @@ start reuses them.
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -62,10 +65,35 @@ def _prepare() -> tuple[dict[str, str], str | None]:
     return env, password
 
 
-def _children(port: int) -> dict[str, list[str]]:
+def _mail_settings() -> dict[str, str]:
+    """The children's mail settings: the local SMTP sink on a free port, unless the
+    environment names a backend or an SMTP host (then it is used as given)."""
+    if os.environ.get("EMAIL_BACKEND") or os.environ.get("EMAIL_HOST"):
+        return {}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(port),
+        "CSAI_MAIL_SINK_DIR": str(VAR_DIR / "mail"),
+    }
+
+
+def _children(port: int, mail: dict[str, str] | None = None) -> dict[str, list[str]]:
     rate = os.environ.get("CSAI_DEMO_RATE", "0.2")
     log_level = os.environ.get("LOG_LEVEL", "INFO")
-    commands = {
+    commands = {}
+    if mail:
+        commands["mail-sink"] = [
+            sys.executable,
+            "-m",
+            "csai.mailsink",
+            f"--port={mail['EMAIL_PORT']}",
+            f"--folder={mail['CSAI_MAIL_SINK_DIR']}",
+        ]
+    commands |= {
         "web": [
             str(BIN / "gunicorn"),
             "csai.wsgi:application",
@@ -238,7 +266,7 @@ def _stop(processes: dict[str, subprocess.Popen]) -> None:
             process.wait()
 
 
-def _banner(url: str, password: str | None, webhook_secret: str) -> str:
+def _banner(url: str, password: str | None, webhook_secret: str, mail: dict[str, str]) -> str:
     if os.environ.get("CSAI_DEMO_PASSWORD"):
         login_note = "password from CSAI_DEMO_PASSWORD"
     elif password:
@@ -255,6 +283,7 @@ def _banner(url: str, password: str | None, webhook_secret: str) -> str:
             f"  webhook     POST {url}/api/v1/webhooks/tickets",
             f"  logins      reviewer / supervisor, {login_note}",
             f"  webhook secret  {webhook_secret}",
+            *([f"  mail        {mail['CSAI_MAIL_SINK_DIR']}/ (one .eml per mail sent)"] if mail else []),
             "  Ctrl-C stops everything.",
             "",
         ]
@@ -284,12 +313,14 @@ def main() -> int:
     servers = [name for name, variable in given.items() if not os.environ.get(variable)]
     print("csai: preparing database and embedded services…", file=sys.stderr)
     env, password = _prepare()
-    supervisor = Supervisor(_children(port), env, servers=servers)
+    mail = _mail_settings()
+    env.update(mail)
+    supervisor = Supervisor(_children(port, mail), env, servers=servers)
     try:
         supervisor.start()
         url = f"http://127.0.0.1:{port}"
         if _wait_ready(f"{url}/health/ready/", keep_going, supervisor.tick):
-            print(_banner(url, password, env["CSAI_WEBHOOK_SECRET"]), flush=True)
+            print(_banner(url, password, env["CSAI_WEBHOOK_SECRET"], mail), flush=True)
         elif keep_going():
             print(f"csai: not ready after {READY_TIMEOUT_SECONDS}s; see the logs above", file=sys.stderr)
         while keep_going():

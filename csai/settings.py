@@ -15,6 +15,7 @@ from csai import embedded
 from csai.env import (
     env_bool,
     env_choice,
+    env_durations,
     env_float,
     env_int,
     env_list,
@@ -289,16 +290,27 @@ CSAI_LLM_PRICE_OUT_PER_MTOK = _usd(
 # independent samples that agree (agents.proposers explains every confidence source).
 CSAI_LLM_SAMPLES = env_int("CSAI_LLM_SAMPLES", 3, minimum=1)
 
-# --- notifications ------------------------------------------------------------------------
+# --- mail: replies to customers, alerts to supervisors --------------------------------------
 
-# Critical quality alerts are emailed to supervisors. Default: printed to the log stream.
+# Replies on email tickets go out through this backend (tickets.delivery), as do critical
+# quality alerts. Default: printed to the log stream; `make run` points it at its local SMTP
+# sink unless EMAIL_BACKEND or EMAIL_HOST is set.
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# Seconds one SMTP operation may take; an attempt holds its message for ten times this.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
+# The address replies come from (customers answer to it) and alerts are sent from.
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "csai@localhost")
+# Delays before each new attempt after a transient failure (connection refused, timeout,
+# SMTP 4xx), ± 20 % jitter; then the reply is marked failed. A 5xx fails it at once.
+CSAI_MAIL_RETRY_SCHEDULE = env_durations("CSAI_MAIL_RETRY_SCHEDULE", [60.0, 300.0, 1800.0, 7200.0])
+# Folder where `make run`'s SMTP sink writes each mail as an .eml file (the ticket page
+# links to them). Empty: no sink, no links.
+CSAI_MAIL_SINK_DIR = env_str("CSAI_MAIL_SINK_DIR", "")
 
 # --- agents ---------------------------------------------------------------------------
 # Guardrails on every outgoing text; a violation blocks it. Empty list: the built-in
@@ -403,6 +415,7 @@ CELERY_BEAT_SCHEDULE = {
     "sla-refresh": {"task": "tickets.tasks.sla_refresh", "schedule": 60.0},
     "intake-sweep": {"task": "tickets.tasks.intake_sweep", "schedule": 60.0},
     "pipeline-sweep": {"task": "agents.tasks.pipeline_sweep", "schedule": 60.0},
+    "delivery-sweep": {"task": "tickets.tasks.delivery_sweep", "schedule": 60.0},
     "disposition-sweep": {"task": "autonomy.tasks.disposition_sweep", "schedule": 60.0},
     "disposition-sweep-all": {
         "task": "autonomy.tasks.disposition_sweep",

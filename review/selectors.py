@@ -13,7 +13,8 @@ from agents import decision_types
 from agents.models import AgentDecision
 from autonomy.models import ReviewItem
 from review.roles import WORK_QUEUE
-from tickets.models import Message, Priority, Ticket
+from tickets.models import Delivery, Message, Priority, Ticket
+from tickets.selectors import message_mail_file
 
 PAGE_SIZE = 25
 
@@ -238,6 +239,7 @@ class TimelineEntry:
     message: Message | None = None
     decision: AgentDecision | None = None
     author: str = ""  # the person who wrote a message, when a person did
+    has_mail: bool = False  # `make run`'s SMTP sink kept the mail it went out as
 
     @property
     def hidden(self) -> bool:
@@ -263,6 +265,7 @@ def ticket_timeline(*, ticket: Ticket) -> list[TimelineEntry]:
             kind=m.kind,
             message=m,
             author=names.get(int(m.sender_id), "") if m.sender_id.isdigit() else "",
+            has_mail=m.delivery == Delivery.SENT and message_mail_file(message=m) is not None,
         )
         for m in messages
     ]

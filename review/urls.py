@@ -45,6 +45,11 @@ urlpatterns = [
     ],
     path("tickets/<int:ticket_id>/reply/", views.ticket_reply, name="ticket-reply"),
     path("tickets/<int:ticket_id>/reassign/", views.ticket_reassign, name="ticket-reassign"),
+    path(
+        "tickets/<int:ticket_id>/messages/<int:message_id>/mail/",
+        views.message_mail,
+        name="ticket-message-mail",
+    ),
 ]
 
 # The supervisor pages (review.supervisor).

@@ -12,8 +12,8 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -27,7 +27,7 @@ from autonomy.services import controller
 from csai.errors import ApplicationError
 from review import forms, selectors, services
 from review.roles import CHANGE_TICKET, WORK_QUEUE
-from tickets.selectors import get_ticket_for_user
+from tickets.selectors import get_ticket_for_user, message_mail_file
 
 DECIDED_EVENT = "review-decided"
 
@@ -294,6 +294,20 @@ def _ticket_context(request, ticket, **extra) -> dict:
 def ticket_detail(request, ticket_id: int):
     ticket = get_ticket_for_user(request.user, ticket_id)
     return page_or_partial(request, "review/ticket.html", "ticket-main", _ticket_context(request, ticket))
+
+
+@console_view(permission="tickets.view_ticket")
+def message_mail(request, ticket_id: int, message_id: int):
+    """The mail a reply went out as, from `make run`'s SMTP sink: shown as text (headers,
+    plain and HTML parts); saved, it is an .eml file any mail program opens."""
+    ticket = get_ticket_for_user(request.user, ticket_id)
+    message = get_object_or_404(ticket.messages, pk=message_id)
+    path = message_mail_file(message=message)
+    if path is None:
+        raise Http404("No copy of this mail was kept.")
+    response = FileResponse(path.open("rb"), content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'inline; filename="{path.name}"'
+    return response
 
 
 # What a person does with a ticket: ``services`` function and what the page then says.

@@ -67,6 +67,7 @@ ACCESS: dict[str, dict[str, dict[str, str]]] = {
     "ticket-release": {"POST": QUEUE_OBJECT},
     "ticket-reply": {"POST": QUEUE_OBJECT},
     "ticket-reassign": {"POST": row(LOGIN, DENIED, DENIED, MISSING)},  # tickets.change_ticket
+    "ticket-message-mail": {"GET": QUEUE_OBJECT},  # the .eml of a reply (make run's SMTP sink)
     # the supervisor pages
     "supervisor-autonomy": {"GET": SUPERVISE},
     "supervisor-promote": {"POST": SUPERVISE_OBJECT},

@@ -1,7 +1,13 @@
+import asyncio
+import email
+import email.message
+import email.policy
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +129,7 @@ class Worker:
         return self.log.read_text()[-3000:]
 
 
-def start_worker(log: Path) -> Worker:
+def start_worker(log: Path, **extra_env: str) -> Worker:
     """A real Celery worker process on the test database and Redis, logging to ``log``."""
     db = connection.settings_dict
     env = {
@@ -133,6 +139,7 @@ def start_worker(log: Path) -> Worker:
         "SECRET_KEY": settings.SECRET_KEY,
         "CSAI_WEBHOOK_SECRET": settings.CSAI_WEBHOOK_SECRET,
         "ANTHROPIC_API_KEY": "",
+        **extra_env,
     }
     command = [sys.executable, "-m", "celery", "-A", "csai", "worker", "--pool=solo", "-Q", worker_queues()]
     with open(log, "w") as out:
@@ -151,3 +158,101 @@ def worker(tmp_path):
     finally:
         started.process.terminate()
         started.process.wait(timeout=30)
+
+
+# --- a real SMTP server ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class SMTPServer:
+    """A real SMTP server (aiosmtpd) on a port of its own, keeping every mail it accepts.
+
+    ``stop()`` / ``start()`` take it down and bring it back on the same port. ``answer`` set
+    to an SMTP reply ("550 5.1.1 No such user") refuses each recipient with it; ``hold()``
+    makes it keep a client waiting after MAIL FROM, until ``release()``.
+    """
+
+    def __init__(self):
+        self.port = free_port()
+        self.messages: list[email.message.EmailMessage] = []
+        self.answer: str | None = None
+        self.waiting = threading.Event()  # a client is being held
+        self._held = False
+        self._controller = None
+
+    def start(self) -> "SMTPServer":
+        from aiosmtpd.controller import Controller
+
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def hold(self) -> None:
+        self._held = True
+
+    def release(self) -> None:
+        self._held = False
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        self.waiting.set()
+        while self._held:
+            await asyncio.sleep(0.05)
+        if self.answer:
+            return self.answer
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))
+        return "250 Message accepted"
+
+    def wait_for_mail(self, count: int = 1, timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.messages) >= count:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def env(self) -> dict[str, str]:
+        """A worker's mail settings for this server."""
+        return {
+            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "EMAIL_HOST": "127.0.0.1",
+            "EMAIL_PORT": str(self.port),
+            "EMAIL_TIMEOUT": "2",
+            "DEFAULT_FROM_EMAIL": "support@csai.example",
+        }
+
+
+@pytest.fixture
+def smtp_server():
+    """A running SMTP server; stopped after the test."""
+    server = SMTPServer().start()
+    try:
+        yield server
+    finally:
+        server.release()
+        server.stop()
+
+
+@pytest.fixture
+def mail_to(settings):
+    """Point this process's mail settings at an ``SMTPServer``: ``mail_to(smtp_server)``."""
+
+    def point(server: SMTPServer) -> SMTPServer:
+        for name, value in server.env().items():
+            setattr(settings, name, int(value) if name in ("EMAIL_PORT", "EMAIL_TIMEOUT") else value)
+        return server
+
+    return point

@@ -60,3 +60,8 @@ class MessageFactory(factory.django.DjangoModelFactory):
     sender_kind = Message.SenderKind.CUSTOMER
     content = factory.Faker("paragraph")
     created_at = factory.LazyFunction(timezone.now)
+    # A message to the customer made here has gone out already.
+    delivery = factory.LazyAttribute(
+        lambda m: "sent" if m.kind == "external" and m.sender_kind != Message.SenderKind.CUSTOMER else ""
+    )
+    delivered_at = factory.LazyAttribute(lambda m: m.created_at if m.delivery else None)

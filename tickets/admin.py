@@ -1,6 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from tickets.models import Customer, Message, SLAPolicy, Ticket
+from tickets.delivery import message_redeliver
+from tickets.models import Customer, Delivery, Message, SLAPolicy, Ticket
 
 
 @admin.register(Customer)
@@ -28,7 +29,7 @@ class SLAPolicyAdmin(admin.ModelAdmin):
 class MessageInline(admin.TabularInline):
     model = Message
     extra = 0
-    fields = ["created_at", "kind", "sender_kind", "sender_id", "content"]
+    fields = ["created_at", "kind", "sender_kind", "sender_id", "content", "delivery", "delivery_error"]
     readonly_fields = fields
     can_delete = False
 
@@ -107,8 +108,26 @@ class TicketAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "ticket", "kind", "sender_kind", "sender_id", "created_at"]
-    list_filter = ["kind", "sender_kind"]
-    search_fields = ["content", "ticket__subject", "=ticket__id"]
+    list_display = ["id", "ticket", "kind", "sender_kind", "sender_id", "created_at", "delivery"]
+    list_filter = ["kind", "sender_kind", "delivery"]
+    search_fields = ["content", "ticket__subject", "=ticket__id", "=email_message_id"]
     raw_id_fields = ["ticket"]
     list_select_related = ["ticket"]
+    # The delivery is the product's record of what went out: shown, changed only by the action.
+    readonly_fields = [
+        "email_message_id",
+        "delivery",
+        "delivery_error",
+        "delivery_attempts",
+        "delivery_due_at",
+        "delivered_at",
+    ]
+    actions = ["deliver_again"]
+
+    @admin.action(description="Deliver the selected failed messages again")
+    def deliver_again(self, request, queryset):
+        again = sum(
+            message_redeliver(message_id=pk)
+            for pk in queryset.filter(delivery=Delivery.FAILED).values_list("pk", flat=True)
+        )
+        self.message_user(request, f"{again} message(s) queued for delivery again.", messages.SUCCESS)

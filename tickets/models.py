@@ -178,6 +178,28 @@ class Ticket(models.Model):
         return f"#{self.pk} {self.subject[:60]}"
 
 
+# A message to the customer: an external message not written by the customer.
+OUTGOING = Q(kind="external") & ~Q(sender_kind="customer")
+
+
+class Delivery(models.TextChoices):
+    """Where a message to the customer is on its way (tickets.delivery). Other messages have
+    none (the empty value)."""
+
+    QUEUED = "queued"
+    RETRYING = "retrying"  # the last attempt failed for a reason that may pass; another is due
+    SENT = "sent"  # handed to the channel (for email: the SMTP server accepted it)
+    FAILED = "failed"  # given up: a permanent refusal, or the retries ran out
+
+    @property
+    def pending(self) -> bool:
+        """Still to be attempted (by its task, or the delivery sweep)."""
+        return self in (Delivery.QUEUED, Delivery.RETRYING)
+
+
+PENDING_DELIVERY = [state for state in Delivery if state.pending]
+
+
 class Message(models.Model):
     class Kind(models.TextChoices):
         EXTERNAL = "external"  # customer <-> support
@@ -204,10 +226,23 @@ class Message(models.Model):
     # for a follow-up, its email headers and whether it was an auto-reply.
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField()
+    # Messages to the customer only (tickets.delivery): their way out through the channel.
+    delivery = models.CharField(max_length=16, choices=Delivery.choices, blank=True, default="")
+    delivery_error = models.TextField(blank=True)  # why the last attempt failed
+    delivery_attempts = models.PositiveSmallIntegerField(default=0)
+    # When the next attempt may start: creation, a retry's time, or the end of the lease of
+    # an attempt under way (nobody else sends it before). Null once sent or failed.
+    delivery_due_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [
+            # Exactly the messages to the customer have a delivery state.
+            models.CheckConstraint(
+                condition=(OUTGOING & ~Q(delivery="")) | (~OUTGOING & Q(delivery="")),
+                name="message_delivery_iff_outgoing",
+            ),
             # Follow-ups are idempotent: a redelivered message is found through this.
             models.UniqueConstraint(
                 fields=["ticket", "external_id"],
@@ -223,6 +258,12 @@ class Message(models.Model):
                 fields=["created_at"],
                 name="message_customer_created_idx",
                 condition=Q(sender_kind="customer"),
+            ),
+            # tickets.delivery.deliveries_sweep: pending deliveries whose attempt is overdue.
+            models.Index(
+                fields=["delivery_due_at"],
+                name="message_delivery_due_idx",
+                condition=Q(delivery__in=["queued", "retrying"]),
             ),
             # tickets.conversation.ticket_for_mail: the message an emailed answer replies to.
             models.Index(

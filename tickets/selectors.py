@@ -1,13 +1,15 @@
 """Reads of tickets, shaped for the API and the console."""
 
 from datetime import timedelta
+from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from tickets.models import Ticket
+from tickets.models import Message, Ticket
 
 VIEW_PERMISSION = "tickets.view_ticket"
 
@@ -39,3 +41,13 @@ def get_ticket_for_user(user, ticket_id: int) -> Ticket:
     if not user.has_perm(VIEW_PERMISSION):
         raise PermissionDenied
     return get_object_or_404(ticket_list(filters={}), pk=ticket_id)
+
+
+def message_mail_file(*, message: Message) -> Path | None:
+    """The .eml file `make run`'s SMTP sink (csai.mailsink) wrote for ``message``, if any."""
+    if not (settings.CSAI_MAIL_SINK_DIR and message.email_message_id):
+        return None
+    from csai.mailsink import eml_name
+
+    path = Path(settings.CSAI_MAIL_SINK_DIR) / eml_name(message.email_message_id)
+    return path if path.is_file() else None

@@ -3,7 +3,7 @@ import re
 from rest_framework import serializers
 
 from tickets.conversation import FollowUpData
-from tickets.models import Category, Channel, Customer, Message, Priority, Ticket, Tier
+from tickets.models import Category, Channel, Customer, Delivery, Message, Priority, Ticket, Tier
 from tickets.services import CustomerData, TicketData
 
 MAX_METADATA_DEPTH = 16
@@ -150,9 +150,31 @@ class CustomerSerializer(serializers.ModelSerializer):
 
 
 class MessageSerializer(serializers.ModelSerializer):
+    delivery = serializers.ChoiceField(
+        choices=Delivery.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="A message to the customer: queued, retrying (the last attempt failed for a "
+        "reason that may pass), sent, or failed (see delivery_error). Empty for the customer's "
+        "messages and internal notes.",
+    )
+
     class Meta:
         model = Message
-        fields = ["id", "kind", "sender_kind", "sender_id", "content", "metadata", "created_at"]
+        fields = [
+            "id",
+            "kind",
+            "sender_kind",
+            "sender_id",
+            "content",
+            "metadata",
+            "created_at",
+            "email_message_id",
+            "delivery",
+            "delivery_error",
+            "delivery_attempts",
+            "delivered_at",
+        ]
 
 
 class TicketSerializer(serializers.ModelSerializer):

@@ -11,7 +11,7 @@ from django.db.models.fields import DateTimeField, DurationField
 from django.utils import timezone
 
 from csai.logging import new_correlation_id
-from tickets import signals
+from tickets import delivery, signals
 from tickets.models import Customer, Message, Priority, SLAPolicy, Ticket
 
 logger = logging.getLogger(__name__)
@@ -201,25 +201,26 @@ def ticket_escalate(*, ticket: Ticket, team: str, note: str, sender_id: str) -> 
 
 
 def message_post(*, ticket: Ticket, kind: str, sender_kind: str, sender_id: str, content: str) -> Message:
-    """Add a message to a ticket's conversation; the first outgoing reply counts as first response."""
+    """Add a message to a ticket's conversation. A message to the customer is delivered through
+    the ticket's channel (``tickets.delivery``): written with its delivery state, in one
+    transaction; the first one delivered is the ticket's first response."""
     now = timezone.now()
-    message = Message.objects.create(
-        ticket=ticket,
-        kind=kind,
-        sender_kind=sender_kind,
-        sender_id=sender_id,
-        content=content,
-        created_at=now,
-    )
-    if (
-        kind == Message.Kind.EXTERNAL
-        and sender_kind != Message.SenderKind.CUSTOMER
-        and not ticket.first_response_at
-    ):
-        ticket.first_response_at = now
-        if ticket.status == Ticket.Status.NEW:
-            ticket.status = Ticket.Status.OPEN
-        ticket.save(update_fields=["first_response_at", "status", "updated_at"])
+    to_customer = kind == Message.Kind.EXTERNAL and sender_kind != Message.SenderKind.CUSTOMER
+    with transaction.atomic(savepoint=False):
+        message = Message.objects.create(
+            ticket=ticket,
+            kind=kind,
+            sender_kind=sender_kind,
+            sender_id=sender_id,
+            content=content,
+            created_at=now,
+            **(delivery.outgoing_fields(ticket=ticket, now=now) if to_customer else {}),
+        )
+        if to_customer:
+            if ticket.status == Ticket.Status.NEW:
+                ticket.status = Ticket.Status.OPEN
+                ticket.save(update_fields=["status", "updated_at"])
+            delivery.message_queued(message=message)  # and ticket.message.created, once wired
     return message
 
 
@@ -233,8 +234,9 @@ def sla_refresh(*, now: datetime | None = None) -> int:
     """Recompute the SLA state of every unresolved ticket; returns how many changed.
 
     A deadline is at risk when less than ``CSAI_SLA_AT_RISK_FRACTION`` of its window is
-    left, breached once it has passed. The first-response deadline counts until the first
-    response is sent; the resolution deadline until the ticket is resolved.
+    left, breached once it has passed. The first-response deadline counts until a reply has
+    been delivered (a reply stored but not yet sent, or failed, does not stop it); the
+    resolution deadline until the ticket is resolved.
     """
     now = now or timezone.now()
     fraction = settings.CSAI_SLA_AT_RISK_FRACTION

@@ -4,7 +4,7 @@ from datetime import timedelta
 from celery import shared_task
 
 from csai.logging import TASK_HEADER
-from tickets import selectors, services, signals
+from tickets import delivery, selectors, services, signals
 from tickets.models import Ticket
 
 logger = logging.getLogger(__name__)
@@ -50,3 +50,15 @@ def intake_sweep() -> str:
 def sla_refresh() -> str:
     changed = services.sla_refresh()
     return f"sla-updated:{changed}"
+
+
+@shared_task
+def message_deliver(message_id: int) -> str:
+    """Send a message to the customer through its ticket's channel; safe to run twice."""
+    return delivery.message_deliver(message_id=message_id)
+
+
+@shared_task(acks_late=True)
+def delivery_sweep() -> str:
+    """Send again the messages whose delivery task was lost or whose worker was killed."""
+    return f"re-enqueued:{delivery.deliveries_sweep()}"

@@ -124,7 +124,9 @@ def test_submitting_twice_applies_once(db):
         == 1
     )
     assert ticket.messages.filter(kind=Message.Kind.INTERNAL).count() == 1
-    assert ticket.first_response_at is not None and ticket.status == Ticket.Status.OPEN
+    # An email ticket's reply is queued for delivery: the first response counts once it is sent.
+    assert ticket.messages.get(kind=Message.Kind.EXTERNAL).delivery == "queued"
+    assert ticket.first_response_at is None and ticket.status == Ticket.Status.OPEN
     assert Disposition.objects.count() == 1 and not ReviewItem.objects.exists()
 
 

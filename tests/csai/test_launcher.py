@@ -150,7 +150,8 @@ def test_make_run_serves_the_product_and_a_stop_signal_leaves_nothing_running(la
     postgres_pid = int((var_dir / "postgres" / "postmaster.pid").read_text().split()[0])
     redis_pid = int((var_dir / "redis" / "redis.pid").read_text())
     watched = [*family, psutil.Process(postgres_pid), psutil.Process(redis_pid)]
-    assert len(family) >= 4  # web, worker, beat, demo traffic (and their own children)
+    assert len(family) >= 5  # web, worker, beat, demo traffic, mail sink (and their own children)
+    assert child(process, "csai.mailsink") is not None and (var_dir / "mail").is_dir()
 
     process.send_signal(stop_signal)
 
@@ -271,3 +272,18 @@ def test_restarts_back_off_from_1s_to_30s_and_start_over_after_a_stable_run():
 
     assert delays == [1, 2, 4, 8, 16, 30, 30]
     assert backoff.failed(backoff.up_since + STABLE_SECONDS) == 1  # it stayed up: a new incident
+
+
+def test_make_run_starts_a_mail_sink_unless_the_environment_names_a_mail_server(monkeypatch):
+    from csai.launcher import _children, _mail_settings
+
+    monkeypatch.delenv("EMAIL_BACKEND", raising=False)
+    monkeypatch.delenv("EMAIL_HOST", raising=False)
+    mail = _mail_settings()
+    assert mail["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert mail["EMAIL_HOST"] == "127.0.0.1" and mail["CSAI_MAIL_SINK_DIR"].endswith("mail")
+    sink = _children(8000, mail)["mail-sink"]
+    assert sink[1:3] == ["-m", "csai.mailsink"] and f"--port={mail['EMAIL_PORT']}" in sink
+
+    monkeypatch.setenv("EMAIL_HOST", "smtp.example.com")
+    assert _mail_settings() == {} and "mail-sink" not in _children(8000, {})

@@ -403,3 +403,42 @@ def test_a_reviewer_gets_403_on_the_supervisor_pages(transactional_db, open_page
     response = page.goto("/supervisor/autonomy/")
     assert response.status == 403
     page.get_by_role("heading", name="Not allowed").wait_for()
+
+
+@pytest.mark.worker
+def test_a_persons_reply_from_the_ticket_page_reaches_the_smtp_server(
+    transactional_db, open_page, settings, tmp_path
+):
+    """The newcomer's path: a reply typed on the ticket page, delivered by a real worker to
+    `make run`'s SMTP sink, its state on the timeline and the mail one click away."""
+    from csai.mailsink import serve
+    from tests.conftest import SMTPServer, purge_queues, start_worker
+
+    _users()
+    dana = CustomerFactory(name="Dana Whitfield", email="dana@acme.example")
+    ticket = TicketFactory(subject="Invoice shows twice the plan price", customer=dana, status="open")
+    MessageFactory(ticket=ticket, content=ticket.body, created_at=ticket.created_at)
+    folder, mail = tmp_path / "mail", SMTPServer()  # the sink listens on this one's port
+    settings.CSAI_MAIL_SINK_DIR = str(folder)
+    sink = serve(host="127.0.0.1", port=mail.port, folder=folder)
+    purge_queues()
+    worker = start_worker(tmp_path / "worker.log", **mail.env())
+    try:
+        page = open_page("rita")
+        page.goto(f"/tickets/{ticket.pk}/")
+        page.get_by_label("Your reply").fill("Hi Dana, I have corrected the invoice.")
+        page.get_by_role("button", name="Send reply").click()
+        page.locator(".entry-external .delivery").wait_for()  # queued, or already sent
+
+        assert worker.wait_for(lambda: any(folder.glob("*.eml"))), worker.output()
+        page.reload()
+        page.locator(".delivery-sent").wait_for()
+        shot(page, "ticket-reply-delivered")
+        page.get_by_role("link", name="the mail (.eml)").click()
+        text = page.locator("body").inner_text()
+        assert "To: dana@acme.example" in text and "Subject: Re: Invoice shows twice the plan price" in text
+        assert "Hi Dana, I have corrected the invoice." in text
+    finally:
+        worker.process.terminate()
+        worker.process.wait(timeout=30)
+        sink.stop()

@@ -163,6 +163,67 @@ def test_it_tells_htmx_a_refusal_in_the_flash_area(reviewer_client):
     assert "<html" not in response.content.decode()
 
 
+# --- replies on their way out --------------------------------------------------------------
+
+
+def test_the_timeline_shows_where_each_reply_is_on_its_way_out(reviewer_client):
+    ticket = TicketFactory()
+    MessageFactory(ticket=ticket, content="Where is my refund?")
+    for state, error in [
+        ("queued", ""),
+        ("retrying", "The mail server could not be reached: [Errno 111] Connection refused"),
+        ("failed", "The mail server answered 550 5.1.1 No such user here"),
+        ("sent", ""),
+    ]:
+        MessageFactory(
+            ticket=ticket, sender_kind="ai_agent", content=f"Reply {state}.", delivery=state,
+            delivery_error=error, delivery_attempts=2,
+        )  # fmt: skip
+
+    html = reviewer_client.get(f"/tickets/{ticket.pk}/").content.decode()
+
+    assert html.count('class="delivery delivery-') == 4  # the customer's own message has none
+    assert 'delivery-queued"' in html and ">queued</span>" in html
+    assert ">retrying (attempt 2 failed)</span>" in html and "Connection refused" in html
+    assert ">not delivered</span>" in html and "550 5.1.1 No such user here" in html
+    assert 'delivery-sent"' in html and ">sent</span>" in html
+
+
+def test_a_persons_reply_goes_out_by_mail_and_the_ticket_page_links_to_it(
+    reviewer_client, tmp_path, mail_to, settings
+):
+    from csai.mailsink import serve
+    from tests.conftest import SMTPServer
+    from tickets.delivery import message_deliver
+
+    sink = SMTPServer()  # only for its free port and mail settings
+    mail_to(sink)
+    settings.CSAI_MAIL_SINK_DIR = str(tmp_path)
+    controller = serve(host="127.0.0.1", port=sink.port, folder=tmp_path)
+    try:
+        ticket = TicketFactory(customer=CustomerFactory(email="dana@acme.example"))
+        reviewer_client.post(f"/review/tickets/{ticket.pk}/request-info/", {"text": "Which order number?"})
+        reply = ticket.messages.get(sender_kind="cs_agent")
+        assert reply.delivery == "queued"
+        assert message_deliver(message_id=reply.pk) == "sent"
+    finally:
+        controller.stop()
+
+    html = reviewer_client.get(f"/tickets/{ticket.pk}/").content.decode()
+    link = f"/tickets/{ticket.pk}/messages/{reply.pk}/mail/"
+    assert f'href="{link}"' in html
+    mail = reviewer_client.get(link)
+    assert mail.status_code == 200 and mail["Content-Type"] == "text/plain; charset=utf-8"
+    text = b"".join(mail.streaming_content).decode()
+    reply.refresh_from_db()
+    assert f"Message-ID: {reply.email_message_id}" in text and "To: dana@acme.example" in text
+    assert "Which order number?" in text and "text/html" in text
+    # No copy for a message that was not mailed; nothing for another ticket's message.
+    note = ticket.messages.exclude(pk=reply.pk).first() or MessageFactory(ticket=ticket)
+    assert reviewer_client.get(f"/tickets/{ticket.pk}/messages/{note.pk}/mail/").status_code == 404
+    assert reviewer_client.get(f"/tickets/{TicketFactory().pk}/messages/{reply.pk}/mail/").status_code == 404
+
+
 def test_a_person_replies_from_the_ticket_page_and_owns_the_ticket(reviewer_client, reviewer):
     ticket = TicketFactory(status=Ticket.Status.OPEN)
     assert "Send reply" in reviewer_client.get(f"/tickets/{ticket.pk}/").content.decode()
