@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tickets', '0007_conversation_follow_ups'),
+        ('tickets', '0008_message_delivery_state'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
