@@ -337,7 +337,7 @@ def ticket_reply(request, ticket_id: int):
     """A person's reply to the customer from the ticket page."""
     ticket = get_ticket_for_user(request.user, ticket_id)
     services.ticket_reply_by(ticket=ticket, user=request.user, text=request.POST.get("text", ""))
-    return _ticket_changed(request, ticket, "Reply sent.")
+    return _ticket_changed(request, ticket, "Reply written: its delivery shows on the timeline.")
 
 
 @console_view(methods=("POST",), permission=CHANGE_TICKET)
