@@ -14,7 +14,8 @@ import pytest
 
 from agents import llm
 from agents.llm import LLMError, TicketText
-from tests.agents.conftest import API_KEY, api_error, tool_reply
+from lab.fake_anthropic import api_error, tool_reply
+from tests.agents.conftest import API_KEY
 
 SECRET_PHRASE = "my passport number is X1234567"
 
