@@ -701,12 +701,14 @@ def settle(source: str, sender: Sender, *, quiet_for: float, timeout: float) -> 
     """Wait until nothing is left to do, or nothing changed for ``quiet_for`` seconds."""
     started = time.monotonic()
     accepted = sender.accepted()
-    last, changed_at = None, time.monotonic()
+    last, changed_at, shown_at = None, time.monotonic(), 0.0
     while time.monotonic() - started < timeout:
         left = db_read(lambda: outstanding(source, accepted))
         if left is not None:
             if left != last:
                 last, changed_at = left, time.monotonic()
+            if time.monotonic() - shown_at >= 30:
+                shown_at = time.monotonic()
                 log(f"settling: {left}")
             if not (left["not_fully_decided"] or left["without_disposition"] or left["runs_not_done"]):
                 break
