@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install install-dev browser run test lint format bench-intake bench-pipeline bench-console bench-evaluate bench-simulate services-stop clean
+.PHONY: install install-dev browser run test lint format bench-intake bench-pipeline bench-console bench-evaluate bench-simulate faults services-stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,9 @@ bench-pipeline: $(STAMP)  ## tickets/s through intake and the four agents, one w
 
 bench-console: $(STAMP)  ## review queue and item page server time with 100k tickets, 10k pending items (bench/results/console.json)
 	$(BIN)/python bench/console.py
+
+faults: $(STAMP)  ## kill worker, PostgreSQL, Redis, a web worker and storm the LLM under 10 min of traffic; reconcile (bench/results/faults.json)
+	$(BIN)/python bench/faults.py
 
 # The shared evaluation datasets are read where they are, never copied into the repo.
 DATASETS ?= ../shared/datasets

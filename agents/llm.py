@@ -361,6 +361,12 @@ def structured_call(
         failure = _as_llm_error(error)
         _log_failure(task=task, model=model, failure=failure, started=started)
         raise failure from error
+    except json.JSONDecodeError as error:
+        # A 200 whose body is not JSON (cut off, or a proxy's page): the SDK lets the
+        # decoder's error through. Not a bug of ours: fall back like any bad answer.
+        failure = LLMError("malformed", "the answer is not JSON")
+        _log_failure(task=task, model=model, failure=failure, started=started)
+        raise failure from error
     latency_ms = (time.monotonic() - started) * 1000
 
     try:

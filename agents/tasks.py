@@ -178,8 +178,9 @@ STEPS = ((CLASSIFY, classify_step), (SELECT, select_step), (ESCALATE, escalate_s
 
 # A step normally follows the previous one within seconds; a run quiet for this long lost
 # its next message (broker restart, a crash between commit and send) and is nudged again.
-RUN_GRACE = timedelta(minutes=5)
-TRIAGE_GRACE = timedelta(minutes=2)
+# (Minutes by default: settings.CSAI_SWEEP_GRACE.)
+RUN_GRACE = timedelta(seconds=settings.CSAI_SWEEP_GRACE["run"])
+TRIAGE_GRACE = timedelta(seconds=settings.CSAI_SWEEP_GRACE["triage"])
 # How far back the sweep looks for follow-ups whose turn never started.
 FOLLOW_UP_WINDOW = timedelta(days=1)
 SWEEP_BATCH = 200

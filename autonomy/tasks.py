@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from agents import decision_types
@@ -45,7 +46,7 @@ def model_retrain() -> str:
 
 # A decision is disposed of within a second of being recorded; one without a disposition
 # this long after lost its submission (a worker killed between the two, a broker outage).
-DISPOSITION_GRACE = timedelta(minutes=2)
+DISPOSITION_GRACE = timedelta(seconds=settings.CSAI_SWEEP_GRACE["disposition"])
 # The frequent sweep looks this far back; the daily one looks at everything.
 DISPOSITION_SWEEP_WINDOW = timedelta(days=1)
 SWEEP_BATCH = 500

@@ -322,6 +322,12 @@ CSAI_GUARDRAIL_FORBIDDEN_PHRASES = env_list("CSAI_GUARDRAIL_FORBIDDEN_PHRASES", 
 CSAI_PIPELINE_LAST_STEP = env_choice(
     "CSAI_PIPELINE_LAST_STEP", "update", ("classify", "select", "escalate", "update")
 )
+# Seconds the sweeps wait before they take work as lost and send it again: a ticket stuck at
+# intake, a ticket in triage with no run, a running run gone quiet, a decision without a
+# disposition. CSAI_SWEEP_GRACE (JSON) overrides any; the fault bench's short run shortens them.
+CSAI_SWEEP_GRACE = env_overrides(
+    "CSAI_SWEEP_GRACE", {"intake": 120, "triage": 120, "run": 300, "disposition": 120}
+)
 
 # --- autonomy -------------------------------------------------------------------------
 

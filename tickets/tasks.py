@@ -2,6 +2,7 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 
 from csai.logging import TASK_HEADER
 from tickets import delivery, selectors, services, signals
@@ -32,7 +33,7 @@ def enqueue_intake(*, ticket_id: int, correlation_id: str) -> None:
 
 # A ticket's intake normally runs within a second of commit; one still waiting this long
 # had its task lost (broker down at commit, or a lost message) and is enqueued again.
-INTAKE_GRACE = timedelta(minutes=2)
+INTAKE_GRACE = timedelta(seconds=settings.CSAI_SWEEP_GRACE["intake"])
 SWEEP_BATCH = 500
 
 

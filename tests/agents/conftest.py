@@ -1,7 +1,3 @@
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 from django.utils import timezone
 
@@ -10,6 +6,7 @@ from agents.ml import TextClassifier
 from agents.models import ModelVersion
 from csai.celery import app as celery_app
 from lab import starter
+from lab.fake_anthropic import FakeAnthropic
 from tests.factories import CustomerFactory, TicketFactory
 from tickets.models import Ticket, Tier
 
@@ -79,78 +76,15 @@ def triaged_ticket(db):
     )
 
 
-# --- a local fake of the Anthropic Messages API ----------------------------------------
-# anthropic 2.x sends through httpx2, which respx cannot intercept; the real SDK talks to
-# this server instead (settings.ANTHROPIC_BASE_URL), retries and timeouts included.
+# --- a local fake of the Anthropic Messages API (lab.fake_anthropic) ---------------------
+# The real SDK talks to it (settings.ANTHROPIC_BASE_URL), retries and timeouts included.
 
 API_KEY = "test-key-must-never-be-logged"
 
 
-def tool_reply(tool_input, *, model="claude-sonnet-4-5-20250929", stop_reason="tool_use", content=None):
-    return {
-        "id": "msg_01",
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": content
-        if content is not None
-        else [{"type": "tool_use", "id": "toolu_01", "name": "classify", "input": tool_input}],
-        "stop_reason": stop_reason,
-        "stop_sequence": None,
-        "usage": {"input_tokens": 400, "output_tokens": 60},
-    }
-
-
-def api_error(status):
-    return {"type": "error", "error": {"type": "api_error", "message": f"fake {status}"}}
-
-
-class FakeAnthropic:
-    """Answers POST /v1/messages from a script of replies (the last one repeats) and keeps every request."""
-
-    def __init__(self):
-        self.script: list[tuple[int, dict | None, dict]] = []
-        self.requests: list[dict] = []
-        self.release = threading.Event()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("content-length", 0)))
-                request = {"path": self.path, "headers": dict(self.headers), "json": json.loads(raw)}
-                fake.requests.append(request)
-                status, body, headers = fake.script[min(len(fake.requests), len(fake.script)) - 1]
-                if body is None:  # hang until the test ends: the client must time out
-                    fake.release.wait(10)
-                    return
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def reply(self, status=200, body=None, **headers):
-        self.script.append((status, body, {name.replace("_", "-"): v for name, v in headers.items()}))
-
-    def hang(self):
-        self.script.append((0, None, {}))
-
-
 @pytest.fixture
 def fake_api(settings):
-    fake = FakeAnthropic()
-    thread = threading.Thread(target=fake.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
+    fake = FakeAnthropic().start()
     settings.ANTHROPIC_API_KEY = API_KEY
     settings.ANTHROPIC_BASE_URL = fake.url
     settings.CSAI_LLM_MODEL = "claude-sonnet-4-6"
@@ -159,7 +93,5 @@ def fake_api(settings):
     settings.CSAI_LLM_MAX_RETRIES = 2
     llm.reset_client()
     yield fake
-    fake.release.set()
-    fake.server.shutdown()
-    fake.server.server_close()
+    fake.stop()
     llm.reset_client()

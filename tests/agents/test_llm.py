@@ -14,7 +14,8 @@ import pytest
 
 from agents import llm
 from agents.llm import LLMError, TicketText
-from tests.agents.conftest import API_KEY, api_error, tool_reply
+from lab.fake_anthropic import api_error, tool_reply
+from tests.agents.conftest import API_KEY
 
 SECRET_PHRASE = "my passport number is X1234567"
 
@@ -181,6 +182,23 @@ def test_it_rejects_output_outside_the_schema(fake_api, reply):
 
     assert error.value.kind == "malformed"
     assert "free money" not in str(error.value) and "sales" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b'{"id": "msg_01", "type": "message", "content": [{"type": "tool_u', id="cut-off-json"),
+        pytest.param(b"<html><body>Bad gateway</body></html>", id="html-page"),
+        pytest.param(b"[]", id="not-a-message"),
+    ],
+)
+def test_it_reports_an_answer_that_is_not_a_message_as_malformed(fake_api, body):
+    fake_api.reply(200, body)  # what an overloaded proxy in front of the API may send
+
+    with pytest.raises(LLMError) as error:
+        call()
+
+    assert error.value.kind == "malformed"
 
 
 def test_it_reports_a_refusal(fake_api):

@@ -4,7 +4,7 @@ import pytest
 
 from agents import tasks
 from agents.models import AgentDecision, Provider
-from tests.agents.conftest import api_error
+from lab.fake_anthropic import api_error
 
 
 def tool_use(name: str, tool_input: dict) -> dict:
