@@ -40,6 +40,8 @@ def _prepare() -> tuple[dict[str, str], str | None]:
     """Set up Django in this process and the database; return the children's env."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "csai.settings")
     os.environ.setdefault("CSAI_SECURE_COOKIES", "false")  # plain http on localhost
+    # Webhook receivers tried out next to `make run` listen on this machine.
+    os.environ.setdefault("CSAI_WEBHOOK_ALLOW_PRIVATE", "true")
     import django
 
     django.setup()  # starts (or joins) the embedded servers and takes a lease on them

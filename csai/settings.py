@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "template_partials",
+    "events",  # the outbox: first, as every product app writes to it
     "tickets",
     "agents",
     "autonomy",
@@ -258,6 +259,19 @@ CSAI_SLA_AT_RISK_FRACTION = 0.25
 # closed ticket) their message opens a new ticket that follows the old one.
 CSAI_REOPEN_DAYS = env_int("CSAI_REOPEN_DAYS", 7, minimum=0)
 
+# --- outbound events (Standard Webhooks) ---------------------------------------------------
+# Endpoints on private, loopback or link-local addresses are refused unless this is set
+# (tests and `make run`, whose receivers run on this machine).
+CSAI_WEBHOOK_ALLOW_PRIVATE = env_bool("CSAI_WEBHOOK_ALLOW_PRIVATE", False)
+# A delivery succeeds on a 2xx within this many seconds.
+CSAI_EVENT_TIMEOUT_SECONDS = env_int("CSAI_EVENT_TIMEOUT_SECONDS", 15, minimum=1)
+# Delays before each retry after a failed attempt (± 20 % jitter); then the delivery fails.
+CSAI_EVENT_RETRY_SCHEDULE = env_durations(
+    "CSAI_EVENT_RETRY_SCHEDULE", [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
+)
+# An endpoint whose attempts have all failed for this long is disabled; supervisors are emailed.
+CSAI_EVENT_DISABLE_AFTER_DAYS = env_int("CSAI_EVENT_DISABLE_AFTER_DAYS", 5, minimum=1)
+
 # --- Claude (optional) ----------------------------------------------------------------
 # Empty key: every agent decides with the local model and nothing is sent to Anthropic.
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY", "")
@@ -411,7 +425,13 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT = "csai.broker:Transport"
 # A task unacknowledged this long (worker killed mid-task) is delivered again.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-CELERY_TASK_ROUTES = {"tickets.tasks.*": {"queue": "tickets"}, "agents.tasks.*": {"queue": "agents"}}
+CELERY_TASK_ROUTES = {
+    "tickets.tasks.*": {"queue": "tickets"},
+    "agents.tasks.*": {"queue": "agents"},
+    # Webhook deliveries wait on other people's servers: a queue of their own, so a worker
+    # can be given to them alone (`-Q events`).
+    "events.tasks.*": {"queue": "events"},
+}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Workers log through Django's LOGGING (JSON, with correlation ids), straight to stderr.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -422,6 +442,7 @@ CELERY_BEAT_SCHEDULE = {
     "intake-sweep": {"task": "tickets.tasks.intake_sweep", "schedule": 60.0},
     "pipeline-sweep": {"task": "agents.tasks.pipeline_sweep", "schedule": 60.0},
     "delivery-sweep": {"task": "tickets.tasks.delivery_sweep", "schedule": 60.0},
+    "events-sweep": {"task": "events.tasks.events_sweep", "schedule": 60.0},
     "disposition-sweep": {"task": "autonomy.tasks.disposition_sweep", "schedule": 60.0},
     "disposition-sweep-all": {
         "task": "autonomy.tasks.disposition_sweep",

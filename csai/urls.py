@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from autonomy import api as autonomy_api
 from csai import health, metrics
+from events import api as events_api
 from review import api as review_api
 from tickets import api as tickets_api
 
@@ -104,6 +105,28 @@ urlpatterns = [
         "api/v1/rollback-points/<int:point_id>/restore/",
         autonomy_api.RollbackRestoreView.as_view(),
         name="api-rollback-restore",
+    ),
+    # Outbound events: webhook endpoints and their deliveries (supervisors and admins).
+    path("api/v1/webhook-endpoints/", events_api.EndpointListView.as_view(), name="api-endpoint-list"),
+    path(
+        "api/v1/webhook-endpoints/<int:endpoint_id>/",
+        events_api.EndpointDetailView.as_view(),
+        name="api-endpoint-detail",
+    ),
+    path(
+        "api/v1/webhook-endpoints/<int:endpoint_id>/deliveries/",
+        events_api.EndpointDeliveryListView.as_view(),
+        name="api-endpoint-deliveries",
+    ),
+    path(
+        "api/v1/webhook-endpoints/<int:endpoint_id>/replay/",
+        events_api.EndpointReplayView.as_view(),
+        name="api-endpoint-replay",
+    ),
+    path(
+        "api/v1/events/<str:webhook_id>/replay/",
+        events_api.EventReplayView.as_view(),
+        name="api-event-replay",
     ),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file: the CSP allows no inline script.

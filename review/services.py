@@ -162,7 +162,7 @@ def ticket_resolve_by(*, ticket: Ticket, user) -> None:
         raise ApplicationError(f"The ticket is already {ticket.get_status_display().lower()}.")
     with transaction.atomic():
         ticket = _ticket_held(ticket, user)
-        ticket_resolve(ticket=ticket)
+        ticket_resolve(ticket=ticket, actor=user)
         ticket_review_close(ticket=ticket, why="resolved")
         note_add(ticket=ticket, user=user, text=f"Resolved by {user.get_username()}.")
 
@@ -173,7 +173,7 @@ def ticket_close_by(*, ticket: Ticket, user) -> None:
         raise ApplicationError("The ticket is already closed.")
     with transaction.atomic():
         ticket = _ticket_held(ticket, user)
-        ticket_close(ticket=ticket)
+        ticket_close(ticket=ticket, actor=user)
         ticket_review_close(ticket=ticket, why="closed")
         note_add(ticket=ticket, user=user, text=f"Closed by {user.get_username()}.")
 
@@ -183,7 +183,7 @@ def ticket_reopen_by(*, ticket: Ticket, user) -> None:
     if ticket.status not in CLOSED:
         raise ApplicationError("Only a resolved or closed ticket can be reopened.")
     with transaction.atomic():
-        ticket_reopen(ticket=ticket)
+        ticket_reopen(ticket=ticket, actor=user)
         note_add(ticket=ticket, user=user, text=f"Reopened by {user.get_username()}.")
 
 

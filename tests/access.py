@@ -111,6 +111,16 @@ ACCESS: dict[str, dict[str, dict[str, str]]] = {
     "api-alert-acknowledge": {"POST": API_SUPERVISE_OBJECT},
     "api-rollback-points": {"GET": API_SUPERVISE_OBJECT},
     "api-rollback-restore": {"POST": row(LOGIN, DENIED, DENIED, INVALID)},
+    # webhook endpoints (events.change_endpoint: supervisors and admins)
+    "api-endpoint-list": {"GET": API_SUPERVISE, "POST": row(LOGIN, DENIED, DENIED, INVALID)},  # {}: no url
+    "api-endpoint-detail": {
+        "GET": API_SUPERVISE_OBJECT,
+        "PATCH": API_SUPERVISE_OBJECT,
+        "DELETE": API_SUPERVISE_OBJECT,
+    },
+    "api-endpoint-deliveries": {"GET": API_SUPERVISE_OBJECT},
+    "api-endpoint-replay": {"POST": row(LOGIN, DENIED, DENIED, INVALID)},  # {}: no since
+    "api-event-replay": {"POST": API_SUPERVISE_OBJECT},
     "api-schema": {"GET": EVERYONE},
     "api-docs": {"GET": EVERYONE},
 }

@@ -6,6 +6,8 @@ database have them without a manual step.
 
 from django.contrib.auth.models import Group, Permission
 
+from events import roles as events_roles
+
 REVIEWER = "reviewer"
 SUPERVISOR = "supervisor"
 ADMIN = "admin"
@@ -19,12 +21,14 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "tickets.view_message",
         "tickets.view_slapolicy",
         "tickets.change_slapolicy",
+        *events_roles.MANAGE,  # webhook endpoints, their deliveries, replays
     ],
     ADMIN: [
         f"tickets.{action}_{model}"
         for model in ["ticket", "customer", "message", "slapolicy"]
         for action in ["view", "add", "change", "delete"]
-    ],
+    ]
+    + events_roles.MANAGE,
 }
 
 

@@ -11,6 +11,8 @@ from django.db.models.fields import DateTimeField, DurationField
 from django.utils import timezone
 
 from csai.logging import new_correlation_id
+from events.models import EventType
+from events.services import event_emit
 from tickets import delivery, signals
 from tickets.models import Customer, Message, Priority, SLAPolicy, Ticket
 
@@ -43,6 +45,20 @@ class TicketData:
     channel: str
     customer: CustomerData
     metadata: dict
+
+
+def _announce(type: str, ticket: Ticket, **data) -> None:
+    """Write the event of a change of ``ticket`` to the outbox (its payloads are documented in
+    README "Outbound events"). Call in the change's transaction, after its writes."""
+    event_emit(
+        type=type,
+        subject=("ticket", ticket.pk),
+        payload={"ticket_id": ticket.pk, "status": ticket.status, **data},
+    )
+
+
+def _person(user) -> dict | None:
+    return {"id": user.pk, "username": user.get_username()} if user is not None else None
 
 
 def sla_deadlines(*, priority: str, tier: str, start: datetime) -> tuple[datetime, datetime]:
@@ -138,6 +154,18 @@ def ticket_create(*, data: TicketData, correlation_id: str | None = None) -> tup
             metadata={"channel": data.channel},
             created_at=now,
         )
+        _announce(
+            EventType.TICKET_CREATED,
+            ticket,
+            source=ticket.source,
+            external_id=ticket.external_id,
+            channel=ticket.channel,
+            subject=ticket.subject,
+            customer={"external_id": customer.external_id, "tier": customer.tier},
+            created_at=now,
+            first_response_due=ticket.first_response_due,
+            resolution_due=ticket.resolution_due,
+        )
         # robust: the ticket is stored even if the broker is down right now; the intake
         # sweep (tickets.tasks.intake_sweep) enqueues it later.
         transaction.on_commit(
@@ -179,7 +207,17 @@ def ticket_triage_set(*, ticket: Ticket, category: str | None = None, priority: 
         )
         fields += ["priority", "first_response_due", "resolution_due"]
     if fields:
-        ticket.save(update_fields=[*fields, "updated_at"])
+        with transaction.atomic(savepoint=False):
+            ticket.save(update_fields=[*fields, "updated_at"])
+            _announce(
+                EventType.TICKET_TRIAGED,
+                ticket,
+                category=ticket.category,
+                priority=ticket.priority,
+                changed=[field for field in ("category", "priority") if field in fields],
+                first_response_due=ticket.first_response_due,
+                resolution_due=ticket.resolution_due,
+            )
 
 
 def ticket_escalate(*, ticket: Ticket, team: str, note: str, sender_id: str) -> None:
@@ -190,20 +228,23 @@ def ticket_escalate(*, ticket: Ticket, team: str, note: str, sender_id: str) -> 
     if ticket.escalated_at is None:
         ticket.escalated_at = timezone.now()
         fields.append("escalated_at")
-    ticket.save(update_fields=fields)
-    message_post(
-        ticket=ticket,
-        kind=Message.Kind.INTERNAL,
-        sender_kind=Message.SenderKind.SYSTEM,
-        sender_id=sender_id,
-        content=note,
-    )
+    with transaction.atomic(savepoint=False):
+        ticket.save(update_fields=fields)
+        _announce(EventType.TICKET_ESCALATED, ticket, team=team, escalated_at=ticket.escalated_at)
+        message_post(
+            ticket=ticket,
+            kind=Message.Kind.INTERNAL,
+            sender_kind=Message.SenderKind.SYSTEM,
+            sender_id=sender_id,
+            content=note,
+        )
 
 
 def message_post(*, ticket: Ticket, kind: str, sender_kind: str, sender_id: str, content: str) -> Message:
     """Add a message to a ticket's conversation. A message to the customer is delivered through
     the ticket's channel (``tickets.delivery``): written with its delivery state, in one
-    transaction; the first one delivered is the ticket's first response."""
+    transaction; the first one delivered is the ticket's first response. It is announced
+    (``ticket.message.created``) in the same transaction."""
     now = timezone.now()
     to_customer = kind == Message.Kind.EXTERNAL and sender_kind != Message.SenderKind.CUSTOMER
     with transaction.atomic(savepoint=False):
@@ -220,7 +261,18 @@ def message_post(*, ticket: Ticket, kind: str, sender_kind: str, sender_id: str,
             if ticket.status == Ticket.Status.NEW:
                 ticket.status = Ticket.Status.OPEN
                 ticket.save(update_fields=["status", "updated_at"])
-            delivery.message_queued(message=message)  # and ticket.message.created, once wired
+            delivery.message_queued(message=message)
+            _announce(
+                EventType.TICKET_MESSAGE_CREATED,
+                ticket,
+                message={
+                    "id": message.pk,
+                    "sender_kind": sender_kind,
+                    "sender_id": sender_id,
+                    "content": content,
+                    "created_at": now,
+                },
+            )
     return message
 
 
@@ -256,32 +308,63 @@ def sla_refresh(*, now: datetime | None = None) -> int:
     return Ticket.objects.filter(pk__in=changed.values("pk")).update(sla_state=new_state)
 
 
-def ticket_resolve(*, ticket: Ticket) -> None:
-    """The customer's problem is solved: the resolution deadline stops counting."""
+def _resolver(actor, by_ai: bool) -> dict | None:
+    if actor is not None:
+        return {"kind": "person", **_person(actor)}
+    return {"kind": "ai"} if by_ai else None
+
+
+def ticket_resolve(*, ticket: Ticket, actor=None, by_ai: bool = False) -> None:
+    """The customer's problem is solved: the resolution deadline stops counting.
+
+    ``actor``: the person who resolved it; ``by_ai``: the AI did; neither: not known.
+    """
     ticket.status = Ticket.Status.RESOLVED
     ticket.resolved_at = timezone.now()
-    ticket.save(update_fields=["status", "resolved_at", "updated_at"])
+    with transaction.atomic(savepoint=False):
+        ticket.save(update_fields=["status", "resolved_at", "updated_at"])
+        _announce(
+            EventType.TICKET_RESOLVED,
+            ticket,
+            resolved_at=ticket.resolved_at,
+            resolved_by=_resolver(actor, by_ai),
+        )
 
 
-def ticket_close(*, ticket: Ticket) -> None:
-    """Closed for good; a ticket closed without being resolved counts as resolved now."""
+def ticket_close(*, ticket: Ticket, actor=None, by_ai: bool = False) -> None:
+    """Closed for good; a ticket closed without being resolved counts as resolved now (and
+    is announced as resolved, with status "closed")."""
+    newly_resolved = ticket.resolved_at is None
     ticket.status = Ticket.Status.CLOSED
     ticket.resolved_at = ticket.resolved_at or timezone.now()
-    ticket.save(update_fields=["status", "resolved_at", "updated_at"])
+    with transaction.atomic(savepoint=False):
+        ticket.save(update_fields=["status", "resolved_at", "updated_at"])
+        if newly_resolved:
+            _announce(
+                EventType.TICKET_RESOLVED,
+                ticket,
+                resolved_at=ticket.resolved_at,
+                resolved_by=_resolver(actor, by_ai),
+            )
 
 
-def ticket_reopen(*, ticket: Ticket) -> None:
+def ticket_reopen(*, ticket: Ticket, actor=None) -> None:
     """Open a ticket again (after it was resolved, closed or escalated)."""
+    previous = ticket.status
     ticket.status = Ticket.Status.OPEN
     ticket.resolved_at = None
-    ticket.save(update_fields=["status", "resolved_at", "updated_at"])
+    with transaction.atomic(savepoint=False):
+        ticket.save(update_fields=["status", "resolved_at", "updated_at"])
+        _announce(EventType.TICKET_REOPENED, ticket, previous_status=previous, reopened_by=_person(actor))
 
 
 def ticket_assign(*, ticket: Ticket, team: str, assignee) -> None:
     """Hand a ticket to a team and, optionally, one member of it (``assignee`` None: nobody)."""
     ticket.team = team
     ticket.assignee = assignee
-    ticket.save(update_fields=["team", "assignee", "updated_at"])
+    with transaction.atomic(savepoint=False):
+        ticket.save(update_fields=["team", "assignee", "updated_at"])
+        _announce(EventType.TICKET_ASSIGNED, ticket, team=team, assignee=_person(assignee))
 
 
 def ticket_await_customer(*, ticket: Ticket) -> None:

@@ -16,6 +16,8 @@ from agents.services import human_label_record
 from autonomy.calibration import Calibration
 from autonomy.models import CLAIM_TTL, AutomationPolicy, Disposition, ReviewItem
 from csai.errors import ApplicationError
+from events.models import EventType
+from events.services import event_emit
 from tickets.models import Ticket
 
 logger = logging.getLogger(__name__)
@@ -126,7 +128,7 @@ def _queue(
     ).exclude(decision__run_id=decision.run_id).update(
         status=ReviewItem.Status.EXPIRED, claimed_by=None, claimed_until=None
     )
-    return ReviewItem.objects.create(
+    item = ReviewItem.objects.create(
         decision=decision,
         ticket_id=decision.ticket_id,
         decision_type=decision.decision_type,
@@ -136,6 +138,19 @@ def _queue(
         sampling_rate=rate,
         created_at=timezone.now(),
     )
+    event_emit(
+        type=EventType.REVIEW_CREATED,
+        subject=("ticket", decision.ticket_id),
+        payload={
+            "review_item_id": item.pk,
+            "ticket_id": decision.ticket_id,
+            "decision_id": decision.pk,
+            "decision_type": decision.decision_type,
+            "kind": kind,
+            "created_at": item.created_at,
+        },
+    )
+    return item
 
 
 def decision_apply(*, decision: AgentDecision, value: dict | None = None, actor=None) -> None:

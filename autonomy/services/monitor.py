@@ -17,6 +17,8 @@ from autonomy.services.controller import policy_for
 from autonomy.services.notify import supervisors_notify
 from autonomy.services.transitions import policy_demote, promotion_proposals_close
 from csai.errors import ApplicationError
+from events.models import EventType
+from events.services import event_emit
 
 logger = logging.getLogger(__name__)
 
@@ -237,6 +239,21 @@ def _alert_upsert(policy: AutomationPolicy, finding: Finding) -> tuple[Alert, bo
             return alert, False
         alert = Alert.objects.create(
             decision_type=policy.decision_type, type=finding.type, created_at=timezone.now(), **values
+        )
+        event_emit(
+            type=EventType.ALERT_RAISED,
+            subject=("alert", alert.pk),
+            payload={
+                "alert_id": alert.pk,
+                "decision_type": alert.decision_type,
+                "type": alert.type,
+                "severity": alert.severity,
+                "metric": alert.metric,
+                "value": values["value"],
+                "threshold": alert.threshold,
+                "recommendation": alert.recommendation,
+                "created_at": alert.created_at,
+            },
         )
     logger.warning(
         "quality alert",

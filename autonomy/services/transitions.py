@@ -13,6 +13,8 @@ from agents.services import model_activate
 from autonomy import selectors
 from autonomy.models import Alert, AutomationPolicy, Phase, PhaseTransition, RollbackPoint
 from csai.errors import ApplicationError
+from events.models import EventType
+from events.services import event_emit
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,19 @@ def _transition(
         created_at=now,
     )
     promotion_proposals_close(policy=policy, note=f"Closed by the move to phase {to_phase}.", actor=actor)
+    event_emit(
+        type=EventType.POLICY_PHASE_CHANGED,
+        subject=("policy", policy.decision_type),
+        payload={
+            "decision_type": policy.decision_type,
+            "from_phase": policy.phase,
+            "to_phase": int(to_phase),
+            "direction": direction,
+            "actor": {"id": actor.pk, "username": actor.get_username()} if actor is not None else None,
+            "reason": transition.reason,
+            "changed_at": now,
+        },
+    )
     logger.warning(
         "automation phase changed",
         extra={
