@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install install-dev browser run test lint format bench-intake bench-pipeline bench-console bench-evaluate bench-simulate faults services-stop clean
+.PHONY: install install-dev browser run test lint format bench-intake bench-pipeline bench-console bench-outbound bench-evaluate bench-simulate faults services-stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ bench-intake: $(STAMP)  ## webhook throughput and latency against a fresh server
 
 bench-pipeline: $(STAMP)  ## tickets/s through intake and the four agents, one worker (writes bench/results/pipeline.json)
 	$(BIN)/python bench/pipeline.py
+
+bench-outbound: $(STAMP)  ## webhook deliveries/s to a local receiver and the outbox lag p50/p95 (writes bench/results/outbound.json)
+	$(BIN)/python bench/outbound.py
 
 bench-console: $(STAMP)  ## review queue and item page server time with 100k tickets, 10k pending items (bench/results/console.json)
 	$(BIN)/python bench/console.py

@@ -104,3 +104,17 @@ def test_the_fault_bench_loses_nothing_and_recovers_from_every_fault(tmp_path):
     assert figures["applied_twice"] == 0 and figures["decided_twice"] == 0
     assert figures["runs_stranded"] == 0
     assert figures["dispositions_by_kind"].get("auto_applied", 0) > 0  # the apply path ran too
+
+
+@pytest.mark.django_db
+@pytest.mark.worker
+def test_the_outbound_bench_delivers_every_event_to_its_receiver(tmp_path):
+    result = run_bench("outbound.py", tmp_path / "outbound.json")
+
+    assert result["benchmark"] == "outbound"
+    for phase in ("backlog", "steady"):
+        figures = result[phase]
+        assert figures["deliveries"] > 0 and figures["delivered_per_second"] > 0
+        assert 0 < figures["lag_ms"]["p50"] <= figures["lag_ms"]["p95"] <= figures["lag_ms"]["max"]
+    assert result["receiver"]["requests"] >= result["backlog"]["deliveries"] + result["steady"]["deliveries"]
+    assert result["receiver"]["bad_signatures"] == 0
