@@ -195,7 +195,7 @@ def _post(url: str, *, headers: dict[str, str], body: bytes) -> Answer:
         addresses.url_resolve_check(url)
     except addresses.AddressRefused as refused:
         return Answer(None, f"refused: {refused}"[:300], elapsed_ms(), permanent=True)
-    except OSError as error:
+    except (OSError, ValueError) as error:  # no answer from DNS, or a name it cannot encode
         return Answer(None, f"DNS: {error}"[:300], elapsed_ms())
     try:
         with _http().stream("POST", url, content=body, headers=headers, timeout=timeout) as response:
@@ -207,7 +207,7 @@ def _post(url: str, *, headers: dict[str, str], body: bytes) -> Answer:
                     break
     except httpx.TimeoutException:
         return Answer(None, f"no answer within {timeout} s", elapsed_ms())
-    except httpx.HTTPError as error:
+    except (httpx.HTTPError, httpx.InvalidURL) as error:
         return Answer(None, f"{type(error).__name__}: {error}"[:300], elapsed_ms())
     excerpt = received.decode("utf-8", errors="replace")[:EXCERPT_CHARS]
     error = (
