@@ -241,7 +241,7 @@ SPECTACULAR_SETTINGS = {
     # category ""), as the answers do.
     "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": True,
     # One name for the automation phases, whichever field (phase, to_phase, …) carries them.
-    "ENUM_NAME_OVERRIDES": {"Phase": "autonomy.models.Phase"},
+    "ENUM_NAME_OVERRIDES": {"Phase": "autonomy.models.Phase", "EventType": "events.models.EventType"},
 }
 
 # --- product --------------------------------------------------------------------------

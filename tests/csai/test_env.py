@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from csai import embedded
-from csai.env import env_bool, env_choice, env_int, env_list, env_rate, env_str
+from csai.env import env_bool, env_choice, env_durations, env_int, env_list, env_rate, env_str
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,6 +26,13 @@ def test_it_reads_typed_values(monkeypatch):
     assert env_choice("X_MISSING", "b", ("a", "b")) == "b"
 
 
+def test_it_reads_durations_with_units(monkeypatch):
+    monkeypatch.setenv("X_DURATIONS", "5s, 5m,2h,1d,0.25")
+
+    assert env_durations("X_DURATIONS", []) == [5, 300, 7200, 86400, 0.25]
+    assert env_durations("X_MISSING", [1.0]) == [1.0]
+
+
 @pytest.mark.parametrize(
     ("name", "value", "read"),
     [
@@ -36,6 +43,9 @@ def test_it_reads_typed_values(monkeypatch):
         ("X_RATE", "10/fortnight", lambda: env_rate("X_RATE", "1/s")),
         ("X_RATE", "0/min", lambda: env_rate("X_RATE", "1/s")),
         ("X_STEP", "clasify", lambda: env_choice("X_STEP", "update", ("classify", "update"))),
+        ("X_DURATIONS", "5s,soon", lambda: env_durations("X_DURATIONS", [])),
+        ("X_DURATIONS", "5s,-1m", lambda: env_durations("X_DURATIONS", [])),
+        ("X_DURATIONS", "5w", lambda: env_durations("X_DURATIONS", [])),
     ],
 )
 def test_a_bad_value_fails_loudly_naming_the_variable(monkeypatch, name, value, read):
@@ -116,7 +126,8 @@ def test_settings_refuse_a_misspelt_boolean():
 def test_every_setting_read_from_the_environment_is_documented_in_env_example():
     sources = [*REPO.glob("csai/*.py"), *REPO.glob("tickets/**/*.py")]
     pattern = re.compile(
-        r"""(?:env_(?:str|bool|int|list|rate)\(|environ\.get\(|getenv\()\s*["']([A-Z][A-Z0-9_]+)["']"""
+        r"""(?:env_(?:str|bool|int|float|list|rate|choice|durations|overrides)\(|environ\.get\(|getenv\()"""
+        r"""\s*["']([A-Z][A-Z0-9_]+)["']"""
     )
     used = {name for path in sources for name in pattern.findall(path.read_text())}
     documented = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", (REPO / ".env.example").read_text(), re.M))
