@@ -338,9 +338,10 @@ CSAI_PIPELINE_LAST_STEP = env_choice(
 )
 # Seconds the sweeps wait before they take work as lost and send it again: a ticket stuck at
 # intake, a ticket in triage with no run, a running run gone quiet, a decision without a
-# disposition. CSAI_SWEEP_GRACE (JSON) overrides any; the fault bench's short run shortens them.
+# disposition, an outbound event not fanned out or a webhook delivery due. CSAI_SWEEP_GRACE
+# (JSON) overrides any; the fault bench's short run shortens them.
 CSAI_SWEEP_GRACE = env_overrides(
-    "CSAI_SWEEP_GRACE", {"intake": 120, "triage": 120, "run": 300, "disposition": 120}
+    "CSAI_SWEEP_GRACE", {"intake": 120, "triage": 120, "run": 300, "disposition": 120, "events": 30}
 )
 
 # --- autonomy -------------------------------------------------------------------------

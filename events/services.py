@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 PENDING, DELIVERED, FAILED = Delivery.Status.PENDING, Delivery.Status.DELIVERED, Delivery.Status.FAILED
 
 # The sweep leaves alone what a queued task should be doing right now.
-SWEEP_GRACE = timedelta(seconds=30)
+SWEEP_GRACE = timedelta(seconds=settings.CSAI_SWEEP_GRACE["events"])
 SWEEP_BATCH = 1000
 # A retry due within this many seconds is queued with a countdown; later ones are the sweep's.
 COUNTDOWN_MAX_SECONDS = 60

@@ -43,13 +43,17 @@ def endpoint_for(db):
     return make
 
 
+# A worker of these tests: receivers on loopback, retries seconds apart, a short HTTP timeout.
+WORKER_ENV = {
+    "CSAI_WEBHOOK_ALLOW_PRIVATE": "true",
+    "CSAI_EVENT_RETRY_SCHEDULE": FAST_SCHEDULE,
+    "CSAI_EVENT_TIMEOUT_SECONDS": "2",
+}
+
+
 @pytest.fixture
-def events_worker(tmp_path, monkeypatch):
-    """A real worker, its retries seconds apart and its HTTP timeout short."""
-    monkeypatch.setenv("CSAI_WEBHOOK_ALLOW_PRIVATE", "true")
-    monkeypatch.setenv("CSAI_EVENT_RETRY_SCHEDULE", FAST_SCHEDULE)
-    monkeypatch.setenv("CSAI_EVENT_TIMEOUT_SECONDS", "2")
-    started = start_worker(tmp_path / "worker.log")
+def events_worker(tmp_path):
+    started = start_worker(tmp_path / "worker.log", **WORKER_ENV)
     try:
         yield started
     finally:

@@ -12,6 +12,7 @@ from django.utils import timezone
 from events import services
 from events.models import Delivery, Event, EventType
 from tests.conftest import purge_queues, start_worker
+from tests.events.conftest import WORKER_ENV
 from tests.events.receiver import Answer
 from tests.factories import TicketFactory
 from tickets import services as ticket_services
@@ -48,14 +49,12 @@ def test_a_receiver_failing_three_times_gets_one_receipt_with_one_webhook_id(
 
 
 def test_a_worker_killed_mid_delivery_is_made_good_after_a_restart(
-    receiver, endpoint_for, supervisor, tmp_path, monkeypatch
+    receiver, endpoint_for, supervisor, tmp_path
 ):
     purge_queues()
-    monkeypatch.setenv("CSAI_WEBHOOK_ALLOW_PRIVATE", "true")
-    monkeypatch.setenv("CSAI_EVENT_TIMEOUT_SECONDS", "2")
     endpoint_for(receiver)
     receiver.script = [Answer(200, delay=120)]  # the first answer comes too late for anyone
-    first = start_worker(tmp_path / "first.log")
+    first = start_worker(tmp_path / "first.log", **WORKER_ENV)
     try:
         event = resolve_a_ticket(supervisor)
         assert first.wait_for(lambda: len(receiver.received) == 1, timeout=60), first.output()
@@ -68,7 +67,7 @@ def test_a_worker_killed_mid_delivery_is_made_good_after_a_restart(
     assert delivery.status == Delivery.Status.PENDING
     assert delivery.locked_until is not None  # held by the dead worker's claim, until it runs out
 
-    second = start_worker(tmp_path / "second.log")
+    second = start_worker(tmp_path / "second.log", **WORKER_ENV)
     try:
         # The killed worker's message stays unacknowledged until the broker's visibility
         # timeout; the sweep (every minute in production) finds the delivery once its claim
