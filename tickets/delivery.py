@@ -62,13 +62,7 @@ def outgoing_fields(*, ticket: Ticket, now: datetime) -> dict:
 def message_queued(*, message: Message) -> None:
     """A message to the customer was just written with ``outgoing_fields``. Call in the
     transaction that wrote it."""
-    # --- ticket.message.created -------------------------------------------------------------
-    # THE call site of the ``ticket.message.created`` event (events app, branch
-    # outbound-events): emit it here, in this transaction, for every message to the customer,
-    # e.g. event_emit(type=EventType.TICKET_MESSAGE_CREATED, subject=("ticket", ticket_id),
-    # payload={..., "message": {"id", "sender_kind", "content", "delivery", ...}}).
-    # On channels other than email the event is the delivery itself.
-    # -------------------------------------------------------------------------------------------
+    # message_post announces it (``ticket.message.created``) in the same transaction.
     if message.delivery == Delivery.SENT:
         _first_response(message, at=message.delivered_at)
     else:

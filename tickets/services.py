@@ -270,6 +270,7 @@ def message_post(*, ticket: Ticket, kind: str, sender_kind: str, sender_id: str,
                     "sender_kind": sender_kind,
                     "sender_id": sender_id,
                     "content": content,
+                    "delivery": message.delivery,
                     "created_at": now,
                 },
             )
