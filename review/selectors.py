@@ -1,6 +1,6 @@
 """Reads for the review console: the queue, one item, a ticket's timeline, ticket search."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
@@ -239,6 +239,9 @@ class TimelineEntry:
     message: Message | None = None
     decision: AgentDecision | None = None
     author: str = ""  # the person who wrote a message, when a person did
+    turn: int = 0  # the conversation's turn: a customer's message opens the next
+    opens_turn: bool = False
+    latest: bool = False  # in the latest turn of a conversation of several
     has_mail: bool = False  # `make run`'s SMTP sink kept the mail it went out as
 
     @property
@@ -273,7 +276,24 @@ def ticket_timeline(*, ticket: Ticket) -> list[TimelineEntry]:
         "disposition", "review_item", "review_item__decided_by"
     )
     entries += [TimelineEntry(at=d.created_at, kind="decision", decision=d) for d in decisions]
-    return sorted(entries, key=lambda e: (e.at, e.kind != "decision"))
+    return _in_turns(sorted(entries, key=lambda e: (e.at, e.kind != "decision")))
+
+
+def _in_turns(entries: list[TimelineEntry]) -> list[TimelineEntry]:
+    """Each entry with the turn it belongs to: a customer's message opens the next turn; the
+    latest turn is marked (the one a person answers now)."""
+    turn, numbered = 0, []
+    for entry in entries:
+        message = entry.message
+        if (
+            message
+            and message.kind == Message.Kind.EXTERNAL
+            and message.sender_kind == Message.SenderKind.CUSTOMER
+        ):
+            turn += 1
+            entry = replace(entry, opens_turn=True)
+        numbered.append(replace(entry, turn=turn))
+    return [replace(entry, latest=turn > 1 and entry.turn == turn) for entry in numbered]
 
 
 def customer_recent_tickets(*, ticket: Ticket, limit: int = 5) -> list[Ticket]:

@@ -248,3 +248,16 @@ def test_a_reply_that_breaks_a_guardrail_is_refused(reviewer_client):
     ticket = TicketFactory(status=Ticket.Status.OPEN)
     response = reviewer_client.post(f"/tickets/{ticket.pk}/reply/", {"text": "We will refund you in full."})
     assert response.status_code == 422 and not ticket.messages.exists()
+
+
+def test_the_timeline_shows_the_conversation_turn_by_turn_the_latest_marked(reviewer_client):
+    ticket = TicketFactory(subject="Charged twice")
+    MessageFactory(ticket=ticket, content="I was charged twice.")
+    MessageFactory(ticket=ticket, sender_kind="ai_agent", content="We are looking into it.")
+    MessageFactory(ticket=ticket, content="Any news?")
+
+    html = reviewer_client.get(f"/tickets/{ticket.pk}/").content.decode()
+
+    assert "Turn 2 · latest" in html and "Turn 1" not in html
+    assert html.index("We are looking into it.") < html.index("Turn 2 · latest") < html.index("Any news?")
+    assert html.count("in-latest-turn") == 1
