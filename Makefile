@@ -4,20 +4,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+# pipefail: a filtered pip still fails the target when pip fails.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# Installs print only errors. pip's warnings about an index or find-links location of the
+# machine's own pip configuration that does not exist say nothing about CSAI: filtered out.
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
 
 .PHONY: install install-dev browser run test lint format bench-intake bench-pipeline bench-console bench-evaluate bench-simulate services-stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(PIP) --upgrade pip $(QUIET_PIP)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
-	touch $@
+	$(PIP) -e . $(QUIET_PIP)
+	@touch $@
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP) $@
+	$(PIP) -e '.[dev]' $(QUIET_PIP)
+	@touch $(STAMP) $@
 
 install: $(STAMP)  ## create .venv with every runtime dependency
 
