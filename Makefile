@@ -7,7 +7,8 @@ DEV_STAMP := $(VENV)/.installed-dev
 # pipefail: a filtered pip still fails the target when pip fails.
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
-# Installs print only errors. pip's warnings about an index or find-links location of the
+# Installs print only errors. Not editable: the project installs no package of its own (only
+# its dependencies), and setuptools warns about every editable install. pip's warnings about an index or find-links location of the
 # machine's own pip configuration that does not exist say nothing about CSAI: filtered out.
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
@@ -19,11 +20,11 @@ $(BIN)/python:
 	$(PIP) --upgrade pip $(QUIET_PIP)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(PIP) -e . $(QUIET_PIP)
+	$(PIP) . $(QUIET_PIP)
 	@touch $@
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(PIP) -e '.[dev]' $(QUIET_PIP)
+	$(PIP) '.[dev]' $(QUIET_PIP)
 	@touch $(STAMP) $@
 
 install: $(STAMP)  ## create .venv with every runtime dependency
