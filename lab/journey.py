@@ -15,11 +15,14 @@ carries the time it would have had. The clock never goes back: an event due earl
 the last one replayed happens at the last one's time.
 
 The reviewers' answers: category and priority from the generator's answer key
-(``demo_truth``), wrong at ``reviewer_error_rate``. Strategy and escalation have no key:
-a reviewer keeps the agent's answer when the agent got category and priority right, and
-otherwise changes it half the time. In phase 1 a reviewer writes their own reply, then
-rates the hidden draft: fine when category and priority were right, needing edits when
-not, wrong when the guardrails blocked it.
+(``demo_truth``), wrong at ``reviewer_error_rate``. For a stretch near the end a new
+reviewer takes the queue and rates priority one level too urgent more often than not; the
+real monitor notices the jump in overrides (and what it does to the calibration), and the
+supervisor leaves those alerts open: the reviewer's doing, not the model's, so no demotion.
+Strategy and escalation have no key: a reviewer keeps the agent's answer when the agent got
+category and priority right, and otherwise changes it half the time. In phase 1 a reviewer
+writes their own reply, then rates the hidden draft: fine when category and priority were
+right, needing edits when not, wrong when the guardrails blocked it.
 """
 
 import heapq
@@ -40,6 +43,7 @@ from django.utils import timezone
 from agents import decision_types
 from agents.decision_types import ReplyAnswer
 from agents.models import AgentDecision, DecisionType
+from agents.proposers import PRIORITY_ORDER
 from autonomy import selectors
 from autonomy.models import Alert, ReviewItem
 from autonomy.services import controller, learning, monitor, transitions
@@ -53,7 +57,8 @@ from tickets.serializers import WebhookTicketSerializer
 SOURCE = "demo-history"
 SEED = 20260301
 STATUS_KEY = "lab:demo-history"
-REVIEWERS = ("demo-ana", "demo-ben", "demo-chloe")
+REVIEWERS = ("demo-ana", "demo-ben", "demo-chloe", "demo-dan")  # dan: the new one
+NEW_REVIEWER = "demo-dan"
 SUPERVISOR_NAME = "demo-sam"
 TRUTH = (DecisionType.CATEGORY, DecisionType.PRIORITY)
 
@@ -72,6 +77,10 @@ class Options:
     # Per decision type, overrides of the phase criteria (as a policy holds them); none for
     # the demo: the product's own bars.
     criteria: dict[str, dict] = field(default_factory=dict)
+    # The new reviewer's stretch: from this share of the tickets on, this many tickets.
+    new_reviewer_from: float = 0.85
+    new_reviewer_tickets: int = 120
+    new_reviewer_bias: float = 0.6  # how often he rates priority one level too urgent
 
 
 # --- the clock -----------------------------------------------------------------------------
@@ -180,7 +189,9 @@ def _own_reply(ticket: Ticket) -> str:
     )
 
 
-def _answer(item: ReviewItem, truth: Truth, ticket: Ticket, options: Options, rng) -> controller.Answer:
+def _answer(
+    item: ReviewItem, truth: Truth, ticket: Ticket, options: Options, rng, *, new: bool
+) -> controller.Answer:
     kind = decision_types.get(item.decision_type)
     decision = item.decision
     if kind.drafts_text:
@@ -192,6 +203,8 @@ def _answer(item: ReviewItem, truth: Truth, ticket: Ticket, options: Options, rn
         answer = truth.labels[item.decision_type]
         if rng.random() < options.reviewer_error_rate:
             answer = _other(labels, answer, rng)
+        elif new and item.decision_type == DecisionType.PRIORITY and rng.random() < options.new_reviewer_bias:
+            answer = PRIORITY_ORDER[min(PRIORITY_ORDER.index(answer) + 1, len(PRIORITY_ORDER) - 1)]
         return controller.Answer(label=answer)
     answer = decision.label or labels[0]
     if not truth.right and rng.random() < 0.5:
@@ -221,7 +234,8 @@ def review_pass(*, ticket: Ticket, truth_labels: dict, reviewer, clock: DemoCloc
     truth = Truth(truth_labels, all(agent.get(t) == truth_labels.get(t) for t in TRUTH))
     ticket_review_claim(ticket=ticket, user=reviewer)
     clock.set(clock.now() + timedelta(seconds=rng.uniform(40, 240)))
-    answers = {item.pk: _answer(item, truth, ticket, options, rng) for item in items}
+    new = reviewer.username == NEW_REVIEWER
+    answers = {item.pk: _answer(item, truth, ticket, options, rng, new=new) for item in items}
     controller.ticket_review_answer(ticket=ticket, actor=reviewer, answers=answers)
     for item in items:
         if decision_types.get(item.decision_type).drafts_text and not item.show_suggestion:
@@ -233,12 +247,16 @@ def review_pass(*, ticket: Ticket, truth_labels: dict, reviewer, clock: DemoCloc
 
 
 def supervise(*, supervisor, options: Options) -> None:
-    """A supervisor's round: monitor every decision type, accept proposed demotions, retrain
-    and recalibrate, and promote a type the monitor proposes, up to its target phase."""
+    """A supervisor's round: monitor every decision type, accept proposed demotions (not for
+    a jump in overrides), retrain and recalibrate, and promote a type the monitor proposes,
+    up to its target phase."""
     for decision_type in decision_types.names():
         for alert in monitor.quality_check(decision_type=decision_type):
+            # A jump in overrides is the people's doing here, not the model's: no demotion.
+            # What is not acted on stays open (refreshed while it lasts) for a person to see.
             policy = controller.policy_for(decision_type)
-            if alert.proposed_phase and policy.phase > alert.proposed_phase:
+            demote = alert.proposed_phase and policy.phase > alert.proposed_phase
+            if demote and alert.type != Alert.Type.OVERRIDE_SPIKE:
                 transitions.policy_demote(
                     policy=policy,
                     actor=supervisor,
@@ -246,7 +264,7 @@ def supervise(*, supervisor, options: Options) -> None:
                     reason=f"Accepting the monitor's proposal ({alert.get_type_display()}): "
                     f"{alert.recommendation}",
                 )
-            monitor.alert_acknowledge(alert=alert, actor=supervisor, note="Looked into it.")
+                monitor.alert_acknowledge(alert=alert, actor=supervisor, note="Demoted as proposed.")
         if selectors.retrain_due(decision_type=decision_type):
             learning.model_retrain(decision_type=decision_type)
         learning.calibration_refresh(decision_type=decision_type)
@@ -264,6 +282,14 @@ def supervise(*, supervisor, options: Options) -> None:
 
 
 ARRIVE, REVIEW, RESOLVE = 0, 1, 2
+
+
+def _reviewer(n: int, reviewers: list, options: Options, rng: random.Random):
+    """Who answers the ``n``-th ticket: the new reviewer during his stretch, else any other."""
+    first = int(options.tickets * options.new_reviewer_from)
+    if first <= n < first + options.new_reviewer_tickets:
+        return next(r for r in reviewers if r.username == NEW_REVIEWER)
+    return rng.choice([r for r in reviewers if r.username != NEW_REVIEWER])
 
 
 def _resolution_delay(ticket: Ticket, rng: random.Random) -> timedelta:
@@ -321,7 +347,7 @@ def journey_build(*, options: Options, progress: Progress = lambda n, at: None) 
                 counts["answers"] += review_pass(
                     ticket=ticket,
                     truth_labels=truth.pop(payload),
-                    reviewer=rng.choice(reviewers),
+                    reviewer=_reviewer(n, reviewers, options, rng),
                     clock=clock,
                     options=options,
                     rng=rng,
