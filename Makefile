@@ -4,20 +4,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+# pipefail: a filtered pip still fails the target when pip fails.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# Installs print only errors. Not editable: the project installs no package of its own (only
+# its dependencies), and setuptools warns about every editable install. pip's warnings about an index or find-links location of the
+# machine's own pip configuration that does not exist say nothing about CSAI: filtered out.
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
 
 .PHONY: install install-dev browser run test lint format bench-intake bench-pipeline bench-console bench-outbound bench-evaluate bench-simulate faults services-stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(PIP) --upgrade pip $(QUIET_PIP)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
-	touch $@
+	$(PIP) . $(QUIET_PIP)
+	@touch $@
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP) $@
+	$(PIP) '.[dev]' $(QUIET_PIP)
+	@touch $(STAMP) $@
 
 install: $(STAMP)  ## create .venv with every runtime dependency
 

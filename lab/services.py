@@ -31,3 +31,23 @@ def demo_users_ensure(*, password: str | None) -> str | None:
             user.save(update_fields=["password"])
         user.groups.add(Group.objects.get(name=role))
     return shown
+
+
+ADMIN_USERNAME = "admin"
+
+
+def admin_user_ensure(*, password: str | None) -> str | None:
+    """Create the ``admin`` superuser if it is missing (the Django admin's login).
+
+    As ``demo_users_ensure``: with ``password`` it gets that one (also when it exists);
+    without, a new admin gets a generated password, returned so it is shown once.
+    """
+    user, created = get_user_model().objects.get_or_create(
+        username=ADMIN_USERNAME, defaults={"is_staff": True, "is_superuser": True}
+    )
+    if not (created or password):
+        return None
+    shown = password or secrets.token_urlsafe(12)
+    user.set_password(shown)
+    user.save(update_fields=["password"])
+    return None if password else shown

@@ -34,8 +34,9 @@ METRICS_TOKEN = "launcher-test-metrics-token"
 
 
 @contextlib.contextmanager
-def launch(demo_rate: str = "2"):
-    """The launcher on a private var/ folder and port, as `make run` starts it.
+def launch(demo_rate: str = "2", history: str = "0"):
+    """The launcher on a private var/ folder and port, as `make run` starts it, with
+    ``history`` tickets of demo history (1000 in `make run`).
 
     The folder is not under pytest's tmp_path: as root, PostgreSQL runs as another user, and
     every pytest session that starts meanwhile makes pytest's base folder root-only again.
@@ -47,6 +48,8 @@ def launch(demo_rate: str = "2"):
         PORT=str(port),
         CSAI_DEMO_RATE=demo_rate,
         CSAI_DEMO_PASSWORD="demo-pass-123",
+        CSAI_ADMIN_PASSWORD="admin-pass-123",
+        CSAI_DEMO_HISTORY=history,
         CSAI_METRICS_TOKEN=METRICS_TOKEN,
     )
     process = subprocess.Popen(  # noqa: S603
@@ -75,7 +78,7 @@ def launch(demo_rate: str = "2"):
 
 @pytest.fixture
 def launched():
-    with launch() as started:
+    with launch(history="8") as started:
         yield started
 
 
@@ -100,7 +103,8 @@ def test_make_run_serves_the_product_and_a_stop_signal_leaves_nothing_running(la
     assert httpx.get(f"{base}/health/ready/").status_code == 200
     banner = "".join(output)
     secret = json.loads((var_dir / "secrets.json").read_text())["CSAI_WEBHOOK_SECRET"]
-    assert secret in banner and "reviewer / supervisor" in banner
+    assert secret in banner and "reviewer / supervisor" in banner and "admin (superuser" in banner
+    assert "being built in the background" in banner and "demo-pass-123" not in banner
 
     # The signed webhook works with the printed secret, and the worker triages the ticket.
     body = json.dumps(
@@ -143,8 +147,42 @@ def test_make_run_serves_the_product_and_a_stop_signal_leaves_nothing_running(la
         assert wait_for(decided, 90), "".join(output)[-4000:]
         ticket = browser.get(f"/api/v1/tickets/{created.json()['ticket_id']}/").json()
         assert ticket["stage"] == "end"
-        # Demo data was loaded and demo traffic is flowing through the webhook.
-        assert wait_for(lambda: len(browser.get("/api/v1/tickets/?page_size=200").json()["results"]) > 1, 30)
+
+    # The demo history is built in the background, with its progress; then the banner again,
+    # today's demo tickets, and the demo traffic flowing through the webhook.
+    def history_built():
+        return "today's demo tickets (see the dashboard)" in "".join(output)
+
+    assert wait_for(history_built, 240), "".join(output)[-4000:]
+    assert "csai: building demo history: 8 / 8 tickets" in "".join(output)
+    with httpx.Client(base_url=base) as browser:
+        browser.get("/admin/login/")
+        login = browser.post(
+            "/admin/login/",
+            data={
+                "username": "admin",
+                "password": "admin-pass-123",
+                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+                "next": "/admin/",
+            },
+            headers={"Referer": f"{base}/admin/login/"},
+        )
+        assert login.status_code in (200, 302) and "sessionid" in browser.cookies
+        sources = {t["source"] for t in browser.get("/api/v1/tickets/?page_size=200").json()["results"]}
+        assert {"demo-history", "demo"} <= sources
+        assert wait_for(lambda: child(process, "demo_traffic") is not None, 30)
+
+    # The banner on request, from another shell: no password in it.
+    info = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "csai.launcher", "--info"],
+        cwd=REPO,
+        env={**os.environ, "CSAI_VAR_DIR": str(var_dir), "PORT": str(port)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "CSAI is running" in info and secret in info and f"{base}/" in info
+    assert "password as printed" in info
 
     family = psutil.Process(process.pid).children(recursive=True)
     postgres_pid = int((var_dir / "postgres" / "postmaster.pid").read_text().split()[0])
@@ -282,8 +320,28 @@ def test_make_run_starts_a_mail_sink_unless_the_environment_names_a_mail_server(
     mail = _mail_settings()
     assert mail["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
     assert mail["EMAIL_HOST"] == "127.0.0.1" and mail["CSAI_MAIL_SINK_DIR"].endswith("mail")
-    sink = _children(8000, mail)["mail-sink"]
+    sink = _children(8000, fresh=False, mail=mail)["mail-sink"]
     assert sink[1:3] == ["-m", "csai.mailsink"] and f"--port={mail['EMAIL_PORT']}" in sink
 
     monkeypatch.setenv("EMAIL_HOST", "smtp.example.com")
-    assert _mail_settings() == {} and "mail-sink" not in _children(8000, {})
+    assert _mail_settings() == {} and "mail-sink" not in _children(8000, fresh=False, mail={})
+
+
+def test_info_prints_the_banner_again_without_starting_anything(tmp_path):
+    var_dir = tmp_path / "var"
+    var_dir.mkdir()
+    secrets = {"CSAI_WEBHOOK_SECRET": "the-secret", "SECRET_KEY": "k"}
+    (var_dir / "secrets.json").write_text(json.dumps(secrets))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSAI_")}
+    env.update(CSAI_VAR_DIR=str(var_dir), PORT=str(free_port()))
+
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "csai.launcher", "--info"], cwd=REPO, env=env, capture_output=True, text=True
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "is not answering" in result.stdout and "start it with make run" in result.stdout
+    assert "the-secret" in result.stdout and "admin (superuser" in result.stdout
+    assert "password as printed" in result.stdout and "a ticket a minute" in result.stdout
+    assert sorted(p.name for p in var_dir.iterdir()) == ["secrets.json"]  # nothing started
+    assert "SECRET_KEY" not in result.stdout and '"k"' not in result.stdout

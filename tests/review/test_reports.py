@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from agents.services import HistoryRow, history_import
 from autonomy.calibration import wilson_interval
 from autonomy.models import AutomationPolicy
 from autonomy.services import controller
@@ -225,3 +226,15 @@ def test_calibration_queries_do_not_grow_with_the_reviewed_decisions(supervisor_
     for _ in range(8):
         _decided(supervisor, label=TECHNICAL, confidence=0.6, answer=BILLING)
     assert queries() == few
+
+
+def test_imported_history_is_no_work_of_the_team_on_the_dashboard(supervisor_client, db):
+    rows = [HistoryRow(external_id=f"h{i}", subject="Old", body="Old ticket", labels={}) for i in range(5)]
+    history_import(rows=rows, source="old-helpdesk")  # stored as tickets created and resolved now
+    TicketFactory()
+
+    data = supervisor_client.get("/supervisor/dashboard/", {"days": 7, "format": "json"}).json()
+
+    assert data["now"]["tickets_today"] == 1
+    assert data["period"]["tickets"] == 1 and data["period"]["resolved"] == 0
+    assert data["period"]["resolution_hours"] is None  # not "resolved in 0 min"
