@@ -122,7 +122,7 @@ def message_receive(*, data: FollowUpData) -> Received:
             return Received(message, ticket, created=True, outcome="auto_reply")
         outcome = "continued"
         if ticket.status in CLOSED:
-            ticket_reopen(ticket=ticket)
+            ticket_reopen(ticket=ticket, by_customer=True)
             outcome = "reopened"
         elif ticket.status == Ticket.Status.PENDING_CUSTOMER:
             ticket.status = Ticket.Status.OPEN

@@ -349,14 +349,18 @@ def ticket_close(*, ticket: Ticket, actor=None, by_ai: bool = False) -> None:
             )
 
 
-def ticket_reopen(*, ticket: Ticket, actor=None) -> None:
-    """Open a ticket again (after it was resolved, closed or escalated)."""
+def ticket_reopen(*, ticket: Ticket, actor=None, by_customer: bool = False) -> None:
+    """Open a ticket again (after it was resolved, closed or escalated): by ``actor`` (a
+    person), by the customer writing again (``by_customer``), or by whoever (neither)."""
     previous = ticket.status
     ticket.status = Ticket.Status.OPEN
     ticket.resolved_at = None
     with transaction.atomic(savepoint=False):
         ticket.save(update_fields=["status", "resolved_at", "updated_at"])
-        _announce(EventType.TICKET_REOPENED, ticket, previous_status=previous, reopened_by=_person(actor))
+        reopened_by = {"kind": "customer"} if by_customer else None
+        if actor is not None:
+            reopened_by = {"kind": "person", **_person(actor)}
+        _announce(EventType.TICKET_REOPENED, ticket, previous_status=previous, reopened_by=reopened_by)
 
 
 def ticket_assign(*, ticket: Ticket, team: str, assignee) -> None:

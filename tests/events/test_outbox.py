@@ -3,6 +3,7 @@ the change and its announcement commit together or not at all, numbered per tick
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from autonomy.models import Alert, AutomationPolicy
 from autonomy.services import monitor, transitions
@@ -10,7 +11,7 @@ from events import services
 from events.models import Event, EventType
 from review import services as review_services
 from tests.autonomy.test_controller import decision, policy, submit
-from tests.conftest import signed_post, ticket_payload
+from tests.conftest import MESSAGES_URL, signed_post, ticket_payload
 from tests.factories import TicketFactory
 from tickets import services as ticket_services
 from tickets.models import Message, Ticket
@@ -71,12 +72,31 @@ def test_a_tickets_life_is_numbered_in_order(db, supervisor):
     assert payloads[EventType.TICKET_TRIAGED]["changed"] == ["category", "priority"]
     assert payloads[EventType.TICKET_MESSAGE_CREATED]["message"]["content"] == "We are on it."
     assert payloads[EventType.TICKET_MESSAGE_CREATED]["message"]["sender_kind"] == "ai_agent"
+    assert payloads[EventType.TICKET_MESSAGE_CREATED]["message"]["delivery"] == "queued"  # an email ticket
     assert payloads[EventType.TICKET_ESCALATED]["team"] == "billing"
     assert payloads[EventType.TICKET_ASSIGNED]["assignee"] == {"id": supervisor.pk, "username": "supervisor"}
     assert payloads[EventType.TICKET_RESOLVED]["resolved_by"] == {
         "kind": "person", "id": supervisor.pk, "username": "supervisor"
     }  # fmt: skip
     assert payloads[EventType.TICKET_REOPENED]["previous_status"] == "resolved"
+    assert payloads[EventType.TICKET_REOPENED]["reopened_by"]["kind"] == "person"
+
+
+def test_a_customer_writing_again_on_a_resolved_ticket_reopens_it_and_says_so(db, client):
+    signed_post(client, ticket_payload())
+    ticket = Ticket.objects.get()
+    Ticket.objects.filter(pk=ticket.pk).update(status="resolved", resolved_at=timezone.now())
+    follow_up = {
+        "source": "zendesk",
+        "ticket_external_id": "ZD-1001",
+        "external_id": "m-2",
+        "content": "Again.",
+    }
+
+    assert signed_post(client, follow_up, url=MESSAGES_URL).json()["outcome"] == "reopened"
+
+    reopened = Event.objects.get(type=EventType.TICKET_REOPENED)
+    assert (reopened.sequence, reopened.payload["reopened_by"]) == (2, {"kind": "customer"})
 
 
 def test_a_triage_that_changes_nothing_announces_nothing(db):
