@@ -586,3 +586,96 @@ def iter_tickets(*, seed: int = 7, source: str = "demo") -> Iterator[dict]:
 def generate_tickets(*, count: int, seed: int = 7, source: str = "demo") -> list[dict]:
     """The first ``count`` payloads of ``iter_tickets`` for this seed."""
     return list(islice(iter_tickets(seed=seed, source=source), count))
+
+
+# --- traffic: new tickets, and customers writing again -------------------------------------
+
+FOLLOW_UP_SHARE = 0.25  # of the traffic, once a few tickets have been sent
+_FOLLOW_UP_AFTER = 3  # tickets sent before anyone writes again
+_RECENT = 20  # a follow-up continues one of the latest tickets of the run
+
+_FOLLOW_UP_TEXTS = [
+    "Thanks for the quick answer. I tried that, but it still happens this morning.",
+    "That worked, thank you! One more question: does this also apply to our second workspace?",
+    "Sorry, I should have added: it only happens for some of our users, not all of them.",
+    "Any news on this? We are still blocked and our team is waiting.",
+    "I checked again and the problem is back since yesterday evening.",
+    "Thanks. Could you also send me the steps in writing so I can share them with my team?",
+]
+_CHAT_FOLLOW_UPS = ["still there?", "it's happening again", "ok thanks, that fixed it", "one more thing"]
+_OUT_OF_OFFICE_TEXT = (
+    "I am out of the office until {day} with limited access to email. For urgent matters please "
+    "contact my colleagues.\n\n{name}"
+)
+_DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A customer writing again on a ticket of the same run. ``kind`` says how: an ``email``
+    answer from their mail client (posted with mail headers, as an inbound-mail relay does), an
+    ``auto_reply`` (an out-of-office mail, ``Auto-Submitted``), or a ``message`` on the
+    ticket's own channel. ``headers`` are the mail's own; the sender adds ``In-Reply-To`` and
+    ``References`` once it knows which of our mails the customer answers."""
+
+    ticket: dict  # the ticket's webhook payload
+    external_id: str
+    kind: str
+    content: str
+    headers: dict[str, str]
+
+    def payload(self, *, in_reply_to: str = "", references: list[str] | None = None) -> dict:
+        """The messages webhook's body: by the ticket's id, or — for a mail answering one of
+        ours — by its threading headers alone."""
+        body = {"source": self.ticket["source"], "external_id": self.external_id, "content": self.content}
+        headers = dict(self.headers)
+        if in_reply_to:
+            headers["In-Reply-To"] = in_reply_to
+            headers["References"] = " ".join(references or [in_reply_to])
+        else:
+            body["ticket_external_id"] = self.ticket["external_id"]
+        if headers:
+            body["headers"] = headers
+        return body
+
+
+def _follow_up(rng: random.Random, ticket: dict, number: int) -> FollowUp:
+    customer = ticket["customer"]
+    external_id = f"{ticket['external_id']}-m{number}"
+    if ticket["channel"] != Channel.EMAIL:
+        content = rng.choice(_CHAT_FOLLOW_UPS if ticket["channel"] == Channel.WEB_CHAT else _FOLLOW_UP_TEXTS)
+        return FollowUp(ticket, external_id, "message", content, {})
+    domain = customer["email"].split("@")[-1]
+    headers = {
+        "Message-ID": f"<{external_id}@{domain}>",
+        "From": f"{customer['name']} <{customer['email']}>",
+        "Subject": f"Re: {ticket['subject']}",
+    }
+    if rng.random() < 0.15:
+        headers |= {"Auto-Submitted": "auto-replied", "Subject": f"Out of office: Re: {ticket['subject']}"}
+        content = _OUT_OF_OFFICE_TEXT.format(day=rng.choice(_DAYS), name=customer["name"])
+        return FollowUp(ticket, external_id, "auto_reply", content, headers)
+    first_name = customer["name"].split()[0]
+    content = f"Hi,\n\n{rng.choice(_FOLLOW_UP_TEXTS)}\n\n{rng.choice(_CLOSINGS)}\n{first_name}"
+    return FollowUp(ticket, external_id, "email", content, headers)
+
+
+def iter_traffic(
+    *, seed: int = 7, source: str = "demo", follow_up_share: float = FOLLOW_UP_SHARE
+) -> Iterator[dict | FollowUp]:
+    """Endless demo traffic: new tickets (webhook payloads, the same as ``iter_tickets`` for the
+    seed) and now and then a ``FollowUp`` on one of the run's recent tickets. The same seed
+    always yields the same sequence."""
+    rng = random.Random(f"traffic-{seed}")
+    tickets = iter_tickets(seed=seed, source=source)
+    recent: list[dict] = []
+    written: dict[str, int] = {}
+    while True:
+        if len(recent) >= _FOLLOW_UP_AFTER and rng.random() < follow_up_share:
+            ticket = rng.choice(recent[-_RECENT:])
+            written[ticket["external_id"]] = written.get(ticket["external_id"], 1) + 1
+            yield _follow_up(rng, ticket, written[ticket["external_id"]])
+        else:
+            ticket = next(tickets)
+            recent.append(ticket)
+            yield ticket

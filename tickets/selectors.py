@@ -5,11 +5,11 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from tickets.models import Message, Ticket
+from tickets.models import Delivery, Message, Ticket
 
 VIEW_PERMISSION = "tickets.view_ticket"
 
@@ -51,3 +51,19 @@ def message_mail_file(*, message: Message) -> Path | None:
 
     path = Path(settings.CSAI_MAIL_SINK_DIR) / eml_name(message.email_message_id)
     return path if path.is_file() else None
+
+
+def mail_thread(*, source: str, external_id: str) -> list[str]:
+    """The Message-IDs of a ticket's mail thread as its customer's mail client holds it, oldest
+    first, ending at our last delivered reply: the customer's own mails and our replies that
+    were sent. Empty when we never mailed the customer."""
+    ids = list(
+        Message.objects.filter(ticket__source=source, ticket__external_id=external_id)
+        .exclude(email_message_id="")
+        .filter(Q(sender_kind=Message.SenderKind.CUSTOMER) | Q(delivery=Delivery.SENT))
+        .order_by("created_at", "pk")
+        .values_list("email_message_id", "sender_kind")
+    )
+    while ids and ids[-1][1] == Message.SenderKind.CUSTOMER:
+        ids.pop()
+    return [message_id for message_id, _ in ids]

@@ -5,10 +5,12 @@ from itertools import islice
 import pytest
 from django.core.management import call_command
 
-from lab.demo import customer_pool, generate_tickets, iter_tickets
-from tests.conftest import WEBHOOK_SECRET
+from lab.demo import FollowUp, customer_pool, generate_tickets, iter_tickets, iter_traffic
+from tests.conftest import WEBHOOK_SECRET, purge_queues
+from tickets.conversation import auto_reply_reason
 from tickets.models import Category, Channel, Customer, Message, Priority, Ticket, Tier
-from tickets.serializers import WebhookTicketSerializer
+from tickets.serializers import WebhookMessageSerializer, WebhookTicketSerializer
+from tickets.services import message_post
 
 ENTITY = re.compile(r"ACC-\d{6}|ORD-\d{4}-\d{6}|ERR_[A-Z0-9_]+|\bE\d{4}\b|HTTP [45]\d\d")
 
@@ -75,6 +77,43 @@ def test_customers_come_back_with_more_tickets(batch):
     assert len(companies) >= 3
 
 
+def test_traffic_is_the_seeds_tickets_with_customers_writing_again_on_them():
+    traffic = list(islice(iter_traffic(seed=7), 300))
+    assert list(islice(iter_traffic(seed=7), 300)) == traffic
+    tickets = [item for item in traffic if not isinstance(item, FollowUp)]
+    follow_ups = [item for item in traffic if isinstance(item, FollowUp)]
+    assert tickets == generate_tickets(count=len(tickets), seed=7)  # the same tickets, in order
+    assert 0.15 * len(traffic) < len(follow_ups) < 0.35 * len(traffic)
+    assert not any(isinstance(item, FollowUp) for item in traffic[:3])
+
+    seen = set()
+    kinds = Counter(f.kind for f in follow_ups)
+    assert kinds["email"] > kinds["auto_reply"] > 0 and kinds["message"] > 0
+    for item in traffic:
+        if not isinstance(item, FollowUp):
+            seen.add(item["external_id"])
+            continue
+        assert item.ticket["external_id"] in seen  # a ticket sent earlier in the run
+        for payload in (item.payload(), item.payload(in_reply_to="<ours@csai.example>")):
+            serializer = WebhookMessageSerializer(data=payload)
+            assert serializer.is_valid(), (payload, serializer.errors)
+        auto = auto_reply_reason(headers=item.headers, content=item.content)
+        assert bool(auto) == (item.kind == "auto_reply")
+        if item.kind == "message":
+            assert item.ticket["channel"] != Channel.EMAIL and item.headers == {}
+        else:
+            assert item.ticket["channel"] == Channel.EMAIL
+            assert item.headers["Message-ID"].startswith(f"<{item.external_id}@")
+    assert len({f.external_id for f in follow_ups}) == len(follow_ups)
+    answer = next(f for f in follow_ups if f.kind == "email")
+    threaded = answer.payload(
+        in_reply_to="<b@csai.example>", references=["<a@csai.example>", "<b@csai.example>"]
+    )
+    assert "ticket_external_id" not in threaded
+    assert threaded["headers"]["In-Reply-To"] == "<b@csai.example>"
+    assert threaded["headers"]["References"] == "<a@csai.example> <b@csai.example>"
+
+
 @pytest.mark.django_db
 def test_load_demo_creates_tickets_once():
     call_command("load_demo", count=12, seed=3, verbosity=0)
@@ -110,6 +149,59 @@ def test_demo_traffic_posts_signed_tickets_to_a_running_server(live_server, caps
     call_command("demo_traffic", rate=50, count=5, seed=11, url=live_server.url, secret=WEBHOOK_SECRET)
     assert Ticket.objects.count() == 5
     assert "0 created (201), 5 already there (200)" in capsys.readouterr().out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_demo_traffic_customers_answer_our_delivered_mail_and_some_are_away(live_server, capsys):
+    traffic = list(islice(iter_traffic(seed=11), 40))
+    sent = [item for item in traffic if not isinstance(item, FollowUp)]
+    follow_ups = [item for item in traffic if isinstance(item, FollowUp)]
+    count = len(sent)
+    call_command(
+        "demo_traffic",
+        rate=100,
+        count=count,
+        seed=11,
+        url=live_server.url,
+        secret=WEBHOOK_SECRET,
+        follow_ups=0,
+    )
+    assert Ticket.objects.count() == count and not Message.objects.exclude(sender_kind="customer").exists()
+    # We answered every email ticket, and the replies went out.
+    ours = {}
+    for ticket in Ticket.objects.filter(channel=Channel.EMAIL):
+        reply = message_post(
+            ticket=ticket, kind="external", sender_kind="ai_agent", sender_id="ai", content="Hi."
+        )
+        Message.objects.filter(pk=reply.pk).update(delivery="sent")
+        ours[ticket.external_id] = reply.email_message_id
+    purge_queues()
+    capsys.readouterr()
+
+    call_command("demo_traffic", rate=100, count=count, seed=11, url=live_server.url, secret=WEBHOOK_SECRET)
+
+    out = capsys.readouterr().out
+    by_mail = [f for f in follow_ups if f.kind != "message"]
+    auto = [f for f in follow_ups if f.kind == "auto_reply"]
+    assert by_mail and auto and len(by_mail) < len(follow_ups)  # seed 11: all three kinds
+    assert f"0 created (201), {count} already there (200)" in out
+    assert (
+        f"Customers wrote again {len(follow_ups)} times: {len(by_mail)} by mail answering our reply, "
+        f"{len(auto)} auto-replies, 0 errors."
+    ) in out
+    for follow_up in follow_ups:
+        message = Message.objects.select_related("ticket").get(external_id=follow_up.external_id)
+        assert (message.ticket.external_id, message.sender_kind) == (
+            follow_up.ticket["external_id"],
+            "customer",
+        )
+        headers = message.metadata.get("headers", {})
+        if follow_up.kind == "message":
+            assert headers == {}
+        else:
+            assert headers["In-Reply-To"] == ours[follow_up.ticket["external_id"]]
+            assert message.email_message_id == follow_up.headers["Message-ID"]
+        assert ("auto_reply" in message.metadata) == (follow_up.kind == "auto_reply")
 
 
 @pytest.mark.django_db(transaction=True)

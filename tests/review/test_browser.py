@@ -442,3 +442,66 @@ def test_a_persons_reply_from_the_ticket_page_reaches_the_smtp_server(
         worker.process.terminate()
         worker.process.wait(timeout=30)
         sink.stop()
+
+
+@pytest.mark.worker
+def test_a_reviewer_answers_a_follow_up_turn_and_sees_the_reply_delivered(
+    transactional_db, open_page, tmp_path
+):
+    """The customer wrote again after our first reply; the reviewer answers the second turn in
+    one pass and the ticket's timeline shows that turn's reply going out."""
+    from agents.models import PipelineRun
+    from tests.conftest import SMTPServer, purge_queues, start_worker
+
+    _users()
+    now = timezone.now()
+    minutes = lambda n: now - timezone.timedelta(minutes=n)  # noqa: E731
+    dana = CustomerFactory(name="Dana Whitfield", email="dana@acme.example")
+    ticket = TicketFactory(
+        subject="Invoice shows twice the plan price", customer=dana, status="open",
+        body="Hello, invoice INV-2024-76687 shows twice our plan price. Can you check it?\n\nDana",
+    )  # fmt: skip
+    first = MessageFactory(ticket=ticket, content=ticket.body, created_at=minutes(30))
+    PipelineRun.objects.create(
+        ticket=ticket, number=1, message=first, status="done", correlation_id="c", started_at=minutes(30)
+    )
+    MessageFactory(
+        ticket=ticket, sender_kind="ai_agent", sender_id="ai", created_at=minutes(20),
+        content="Hi Dana, we are checking your invoice.", email_message_id="<reply-1@csai.example>",
+    )  # fmt: skip
+    again = MessageFactory(
+        ticket=ticket, created_at=minutes(5), email_message_id="<dana-2@acme.example>",
+        content="Thanks. It is still wrong on the new invoice INV-2024-76690.",
+    )  # fmt: skip
+    item = make_item(decision_type="reply", ticket=ticket, confidence=0.7)  # the second turn's draft
+    PipelineRun.objects.filter(pk=item.decision.run_id).update(message=again)
+
+    smtp = SMTPServer().start()
+    purge_queues()
+    worker = start_worker(tmp_path / "worker.log", **smtp.env())
+    try:
+        page = open_page("rita")
+        page.goto(f"/review/tickets/{ticket.pk}/")
+        page.get_by_label("Turn 2").wait_for()  # the follow-up opens the latest turn
+        page.locator(".in-latest-turn").get_by_text("still wrong on the new invoice").wait_for()
+        shot(page, "review-follow-up-turn")
+        page.keyboard.press("a")  # the draft, as shown: one submit
+        page.wait_for_url(re.compile(r"/review/$"))  # nothing else waits: back to the queue
+
+        reply = ticket.messages.filter(sender_kind="cs_agent")
+        assert worker.wait_for(lambda: reply.filter(delivery="sent").exists(), 120), worker.output()
+        page.goto(f"/tickets/{ticket.pk}/")
+        latest = page.locator(".entry-external.in-latest-turn").filter(
+            has_text="we are looking at your invoice"
+        )
+        latest.locator(".delivery-sent").wait_for()
+        shot(page, "ticket-follow-up-reply-delivered")
+        assert smtp.wait_for_mail(1)
+        (mail,) = smtp.messages
+        assert mail["To"] == "dana@acme.example" and mail["In-Reply-To"] == "<dana-2@acme.example>"
+        assert mail["References"].split() == ["<reply-1@csai.example>", "<dana-2@acme.example>"]
+    finally:
+        worker.process.terminate()
+        worker.process.wait(timeout=30)
+        smtp.stop()
+        purge_queues()
