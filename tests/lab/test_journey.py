@@ -17,7 +17,9 @@ from review.dashboard import dashboard_report
 from tickets.models import Ticket
 
 CATEGORY, PRIORITY = DecisionType.CATEGORY, DecisionType.PRIORITY
-# Lower bars than the product's, so sixty tickets make the journey.
+# Lower bars than the product's, so sixty tickets make the journey (a threshold at target
+# precision 0.9 needs more reviewed decisions than sixty tickets give: the lower bound of
+# 20 right out of 20 is 0.84).
 QUICK = {
     "1": {"window": 20, "min_reviewed": 12, "min_accuracy": 0.8},
     "2": {"window": 20, "min_reviewed": 12, "min_agreement": 0.75, "min_accuracy": 0.85},
@@ -31,7 +33,8 @@ def test_it_builds_a_team_some_weeks_into_its_journey_and_nothing_of_it_today(se
     call_command("seed_agents", history=120, verbosity=0, stdout=io.StringIO())
     for decision_type in (CATEGORY, PRIORITY):
         AutomationPolicy.objects.update_or_create(
-            decision_type=decision_type, defaults={"min_samples": 10, "criteria": QUICK}
+            decision_type=decision_type,
+            defaults={"min_samples": 10, "target_precision": 0.75, "criteria": QUICK},
         )
     out = io.StringIO()
     with tasks_in_process(full_pipeline=True):  # today's tickets are decided in process too
@@ -81,7 +84,7 @@ def test_it_builds_a_team_some_weeks_into_its_journey_and_nothing_of_it_today(se
     period = report["period"]
     assert period["tickets"] == TICKETS + TODAY
     assert period["resolution_hours"] > 1 and period["first_response_hours"] > 0.05
-    assert 0 < period["sla_compliance"] < 1 and period["automation_rate"] > 0
+    assert 0 < period["sla_compliance"] <= 1 and period["automation_rate"] > 0
     assert report["series"][-1]["tickets"] == TODAY
 
     # The notice's status, and a second run builds nothing.
