@@ -27,7 +27,8 @@ QUICK = {
 TICKETS, DAYS, TODAY = 60, 6, 3
 
 
-@pytest.mark.django_db(transaction=True)
+# Deterministic given its rows' ids (held-out tickets, review samples): fresh sequences.
+@pytest.mark.django_db(transaction=True, reset_sequences=True)
 def test_it_builds_a_team_some_weeks_into_its_journey_and_nothing_of_it_today(settings):
     settings.CSAI_RETRAIN_GROWTH = 100.0  # no retraining: the starter models carry the run
     call_command("seed_agents", history=120, verbosity=0, stdout=io.StringIO())
