@@ -103,6 +103,22 @@ def _signed_payload(request) -> dict:
     return payload
 
 
+# What every signed delivery documents: its signature header and the answers it may get.
+SIGNATURE_HEADER = OpenApiParameter(
+    webhooks.HEADER,
+    location=OpenApiParameter.HEADER,
+    required=True,
+    description='t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">',
+)
+SIGNED_ERRORS = {
+    400: OpenApiResponse(description="Invalid JSON or fields: {field: [messages]}"),
+    401: OpenApiResponse(description="Bad, missing or stale signature"),
+    413: OpenApiResponse(description="Body larger than 256 KiB"),
+    415: OpenApiResponse(description="Not application/json"),
+    429: OpenApiResponse(description="Throttled"),
+}
+
+
 class TicketWebhookView(APIView):
     """Signed intake: the signature is the authentication, so no user is involved."""
 
@@ -122,22 +138,11 @@ class TicketWebhookView(APIView):
     @extend_schema(
         operation_id="webhook_ticket_create",
         request=WebhookTicketSerializer,
-        parameters=[
-            OpenApiParameter(
-                webhooks.HEADER,
-                location=OpenApiParameter.HEADER,
-                required=True,
-                description='t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">',
-            )
-        ],
+        parameters=[SIGNATURE_HEADER],
         responses={
             201: WebhookAcceptedSerializer,
             200: OpenApiResponse(WebhookAcceptedSerializer, description="Repeated delivery"),
-            400: OpenApiResponse(description="Invalid JSON or fields: {field: [messages]}"),
-            401: OpenApiResponse(description="Bad, missing or stale signature"),
-            413: OpenApiResponse(description="Body larger than 256 KiB"),
-            415: OpenApiResponse(description="Not application/json"),
-            429: OpenApiResponse(description="Throttled"),
+            **SIGNED_ERRORS,
         },
     )
     def post(self, request):
@@ -163,23 +168,12 @@ class MessageWebhookView(TicketWebhookView):
     @extend_schema(
         operation_id="webhook_message_create",
         request=WebhookMessageSerializer,
-        parameters=[
-            OpenApiParameter(
-                webhooks.HEADER,
-                location=OpenApiParameter.HEADER,
-                required=True,
-                description='t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">',
-            )
-        ],
+        parameters=[SIGNATURE_HEADER],
         responses={
             201: MessageAcceptedSerializer,
             200: OpenApiResponse(MessageAcceptedSerializer, description="Repeated delivery: nothing stored"),
-            400: OpenApiResponse(description="Invalid JSON or fields: {field: [messages]}"),
-            401: OpenApiResponse(description="Bad, missing or stale signature"),
             404: OpenApiResponse(description="No such ticket: nothing stored"),
-            413: OpenApiResponse(description="Body larger than 256 KiB"),
-            415: OpenApiResponse(description="Not application/json"),
-            429: OpenApiResponse(description="Throttled"),
+            **SIGNED_ERRORS,
         },
     )
     def post(self, request):
