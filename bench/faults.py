@@ -132,6 +132,7 @@ class Product:
             CSAI_VAR_DIR=str(self.var_dir),
             PORT=str(self.port),
             CSAI_DEMO_RATE="0",
+            CSAI_DEMO_HISTORY="0",
             CSAI_DEMO_PASSWORD=secrets.token_urlsafe(12),
             CSAI_METRICS_TOKEN=METRICS_TOKEN,
             ANTHROPIC_API_KEY="fake-key-for-the-fault-bench",
@@ -383,6 +384,7 @@ def django_on(product: Product) -> None:
         SECRET_KEY=stored["SECRET_KEY"],
         CSAI_WEBHOOK_SECRET=stored["CSAI_WEBHOOK_SECRET"],
         DB_CONN_MAX_AGE="0",
+        LOG_LEVEL="WARNING",  # the bench's own progress lines, not a line per HTTP request
     )
     import django
 

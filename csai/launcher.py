@@ -107,6 +107,10 @@ def _demo_rate() -> float:
     return float(os.environ.get("CSAI_DEMO_RATE") or DEMO_RATE)
 
 
+def _demo_history() -> int:
+    return int(os.environ.get("CSAI_DEMO_HISTORY") or DEMO_HISTORY)
+
+
 def _children(port: int, *, fresh: bool, mail: dict[str, str] | None = None) -> dict[str, list[str]]:
     rate = _demo_rate()
     log_level = os.environ.get("LOG_LEVEL", "INFO")
@@ -146,12 +150,12 @@ def _children(port: int, *, fresh: bool, mail: dict[str, str] | None = None) -> 
             f"--loglevel={log_level}",
         ],
     }
-    if fresh:
+    if fresh and _demo_history() > 0:
         commands[HISTORY] = [
             sys.executable,
             str(REPO_DIR / "manage.py"),
             "demo_journey",
-            f"--tickets={int(os.environ.get('CSAI_DEMO_HISTORY', DEMO_HISTORY))}",
+            f"--tickets={_demo_history()}",
         ]
     if rate > 0:
         commands["demo-traffic"] = [
@@ -483,12 +487,15 @@ def main() -> int:
             supervisor.launch(HISTORY)
             _wait_worker(keep_going, supervisor.tick)
             time.sleep(1)  # the start-up lines of beat and the worker come first
-            history = (
-                "30 days of a demo team's history are being built in the background (progress "
-                "below and on the console)"
-                if building
-                else "as loaded at the first start"
-            )
+            if building:
+                history = (
+                    "30 days of a demo team's history are being built in the background "
+                    "(progress below and on the console)"
+                )
+            elif prepared.fresh:
+                history = "off (CSAI_DEMO_HISTORY=0)"
+            else:
+                history = "as loaded at the first start"
             banner(history, demo_password=prepared.demo_password, admin_password=prepared.admin_password)
         elif keep_going():
             print(f"csai: not ready after {READY_TIMEOUT_SECONDS}s; see the logs above", file=sys.stderr)
