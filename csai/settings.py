@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "agents",
     "autonomy",
     "review",
+    "outcomes",  # resolution, customer satisfaction, human effort
     "lab",  # simulation, offline evaluation and demo data; no product app imports it
 ]
 

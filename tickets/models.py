@@ -97,6 +97,10 @@ class Ticket(models.Model):
         AT_RISK = "at_risk"
         BREACHED = "breached"
 
+    class Resolver(models.TextChoices):
+        AI = "ai", "AI"
+        PERSON = "person", "Person"
+
     source = models.CharField(max_length=64)
     external_id = models.CharField(max_length=128)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="tickets")
@@ -125,6 +129,20 @@ class Ticket(models.Model):
     created_at = models.DateTimeField()
     first_response_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # Who resolved it: empty while open, and when not known (imported, closed by a sweep).
+    resolved_by = models.CharField(max_length=8, choices=Resolver.choices, blank=True)
+    resolver = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="resolved_tickets",
+    )
+    # An AI reply that may solve the problem was delivered: unless the customer writes
+    # again, the AI resolved the ticket at this time (CSAI_ASSUMED_RESOLUTION_HOURS later).
+    assumed_resolution_at = models.DateTimeField(null=True, blank=True)
+    reopened_count = models.PositiveIntegerField(default=0)  # times opened again once resolved
+    closed_at = models.DateTimeField(null=True, blank=True)
     # First escalation: the dashboard's escalation rate counts tickets escalated at any time,
     # also those resolved since.
     escalated_at = models.DateTimeField(null=True, blank=True)
@@ -167,6 +185,12 @@ class Ticket(models.Model):
             # intake_sweep: tickets still waiting for their intake task.
             models.Index(
                 fields=["created_at"], name="ticket_awaiting_intake_idx", condition=Q(stage="trigger")
+            ),
+            # resolution_sweep: tickets an AI reply may have resolved.
+            models.Index(
+                fields=["assumed_resolution_at"],
+                name="ticket_assumed_resolution_idx",
+                condition=Q(assumed_resolution_at__isnull=False),
             ),
             # API list with updated_since: what changed since an integrator last polled.
             models.Index(fields=["updated_at"], name="ticket_updated_idx"),
