@@ -315,15 +315,28 @@ def _resolver(actor, by_ai: bool) -> dict | None:
     return {"kind": "ai"} if by_ai else None
 
 
-def ticket_resolve(*, ticket: Ticket, actor=None, by_ai: bool = False) -> None:
+def _resolved_by(actor, by_ai: bool) -> str:
+    if actor is not None:
+        return Ticket.Resolver.PERSON
+    return Ticket.Resolver.AI if by_ai else ""
+
+
+RESOLUTION_FIELDS = ["status", "resolved_at", "resolved_by", "resolver", "assumed_resolution_at", "updated_at"]
+
+
+def ticket_resolve(*, ticket: Ticket, actor=None, by_ai: bool = False, at: datetime | None = None) -> None:
     """The customer's problem is solved: the resolution deadline stops counting.
 
-    ``actor``: the person who resolved it; ``by_ai``: the AI did; neither: not known.
+    ``actor``: the person who resolved it; ``by_ai``: the AI did; neither: not known. Stored
+    on the ticket (``resolved_by``, ``resolver``) and announced in ``ticket.resolved``.
     """
     ticket.status = Ticket.Status.RESOLVED
-    ticket.resolved_at = timezone.now()
+    ticket.resolved_at = at or timezone.now()
+    ticket.resolved_by = _resolved_by(actor, by_ai)
+    ticket.resolver = actor
+    ticket.assumed_resolution_at = None
     with transaction.atomic(savepoint=False):
-        ticket.save(update_fields=["status", "resolved_at", "updated_at"])
+        ticket.save(update_fields=RESOLUTION_FIELDS)
         _announce(
             EventType.TICKET_RESOLVED,
             ticket,
@@ -334,12 +347,17 @@ def ticket_resolve(*, ticket: Ticket, actor=None, by_ai: bool = False) -> None:
 
 def ticket_close(*, ticket: Ticket, actor=None, by_ai: bool = False) -> None:
     """Closed for good; a ticket closed without being resolved counts as resolved now (and
-    is announced as resolved, with status "closed")."""
+    is announced as resolved, with status "closed"), by whoever closed it."""
     newly_resolved = ticket.resolved_at is None
     ticket.status = Ticket.Status.CLOSED
-    ticket.resolved_at = ticket.resolved_at or timezone.now()
+    ticket.closed_at = timezone.now()
+    if newly_resolved:
+        ticket.resolved_at = ticket.closed_at
+        ticket.resolved_by = _resolved_by(actor, by_ai)
+        ticket.resolver = actor
+    ticket.assumed_resolution_at = None
     with transaction.atomic(savepoint=False):
-        ticket.save(update_fields=["status", "resolved_at", "updated_at"])
+        ticket.save(update_fields=[*RESOLUTION_FIELDS, "closed_at"])
         if newly_resolved:
             _announce(
                 EventType.TICKET_RESOLVED,
@@ -351,12 +369,21 @@ def ticket_close(*, ticket: Ticket, actor=None, by_ai: bool = False) -> None:
 
 def ticket_reopen(*, ticket: Ticket, actor=None, by_customer: bool = False) -> None:
     """Open a ticket again (after it was resolved, closed or escalated): by ``actor`` (a
-    person), by the customer writing again (``by_customer``), or by whoever (neither)."""
+    person), by the customer writing again (``by_customer``), or by whoever (neither).
+
+    A resolution undone no longer counts for whoever resolved it; ``reopened_count`` keeps
+    that it was (the reopen rate)."""
     previous = ticket.status
+    if ticket.resolved_at is not None:
+        ticket.reopened_count += 1
     ticket.status = Ticket.Status.OPEN
     ticket.resolved_at = None
+    ticket.resolved_by = ""
+    ticket.resolver = None
+    ticket.closed_at = None
+    ticket.assumed_resolution_at = None
     with transaction.atomic(savepoint=False):
-        ticket.save(update_fields=["status", "resolved_at", "updated_at"])
+        ticket.save(update_fields=[*RESOLUTION_FIELDS, "closed_at", "reopened_count"])
         reopened_by = {"kind": "customer"} if by_customer else None
         if actor is not None:
             reopened_by = {"kind": "person", **_person(actor)}
