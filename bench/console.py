@@ -151,13 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     from django.test import Client
 
     from autonomy.models import ReviewItem
-    from bench.throwaway import throwaway_database
+    from lab.throwaway import throwaway_database
     from review import selectors
 
     source = f"bench-console-{int(time.time())}"
     username = f"{source}-reviewer"
     rng = random.Random(7)
-    with throwaway_database("console"):
+    with throwaway_database("bench_console_"):
         started = time.perf_counter()
         seed(source=source, tickets=args.tickets, pending=args.pending, done=args.done, rng=rng)
         with connection.cursor() as cursor:

@@ -443,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.conf import settings
     from django.db import connection
 
-    from bench.throwaway import throwaway_database
+    from lab.throwaway import throwaway_database
 
     # The settings log INFO to stderr; a line per request would cost the client CPU.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -474,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     servers: list[Server] = []
     print("creating the bench database ...", file=sys.stderr)
     with (
-        throwaway_database("intake") as database_url,
+        throwaway_database("bench_intake_") as database_url,
         tempfile.TemporaryDirectory(prefix="bench-") as log_dir,
     ):
         env["DATABASE_URL"] = database_url

@@ -227,10 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     from django.conf import settings
 
-    from bench.throwaway import throwaway_database
     from csai.celery import app
     from events import services
     from events.models import Event
+    from lab.throwaway import throwaway_database
 
     redis_url = urlunsplit(urlsplit(settings.REDIS_URL)._replace(path=f"/{BENCH_REDIS_DB}"))
     app.conf.broker_url = redis_url  # this process queues the tasks, as the web would
@@ -239,7 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     source = f"bench-outbound-{started_at:%Y%m%d%H%M%S}"
     receiver = Receiver()
     worker = None
-    with throwaway_database("outbound") as database_url, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+    with (
+        throwaway_database("bench_outbound_") as database_url,
+        tempfile.TemporaryDirectory(prefix="bench-") as tmp,
+    ):
         env = {
             **os.environ,
             "DATABASE_URL": database_url,

@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.core.management import call_command
 
     from agents.models import ModelVersion
-    from bench.throwaway import throwaway_database
+    from lab.throwaway import throwaway_database
 
     redis_url = urlunsplit(urlsplit(settings.REDIS_URL)._replace(path=f"/{BENCH_REDIS_DB}"))
     started_at = datetime.now(UTC)
@@ -182,7 +182,10 @@ def main(argv: list[str] | None = None) -> int:
 
     app.conf.broker_url = redis_url
     worker = None
-    with throwaway_database("pipeline") as database_url, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+    with (
+        throwaway_database("bench_pipeline_") as database_url,
+        tempfile.TemporaryDirectory(prefix="bench-") as tmp,
+    ):
         print(f"seeding agents on {args.history} demo tickets ...", file=sys.stderr)
         call_command("seed_agents", history=args.history, verbosity=0, stdout=io.StringIO())
         env = {

@@ -1,18 +1,17 @@
 """Replay labelled history through the real pipeline and controller, from phase 1 on."""
 
-import contextlib
 import json
-import os
 import signal
 import sys
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError, connection
+from django.db import connection
 from tqdm import tqdm
 
 from lab.csvrows import load_rows, parse_where
 from lab.simulation import Options, Row, shuffled, simulate, tasks_in_process
+from lab.throwaway import throwaway_database
 
 DATABASE_PREFIX = "csai_simulate_"
 
@@ -113,19 +112,14 @@ class Command(BaseCommand):
         A stop by SIGTERM still drops it; one left by a replay that was killed outright is
         dropped by the next replay.
         """
-        _drop_abandoned_databases()
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-        connection.settings_dict.setdefault("TEST", {})["NAME"] = f"{DATABASE_PREFIX}{os.getpid()}"
-        original = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-        try:
+        with throwaway_database(DATABASE_PREFIX):
             with connection.cursor() as cursor:
                 # A replay needs no durability: commits need not wait for the disk.
                 cursor.execute("SET synchronous_commit TO off")
             bar = tqdm(total=len(rows), desc="simulating", unit="ticket", file=sys.stderr)
             with tasks_in_process(full_pipeline=full_pipeline), bar:
                 return simulate(rows, options=run_options, drift_at=drift_at, progress=bar.update)
-        finally:
-            connection.creation.destroy_test_db(original, verbosity=0)
 
     def _table(self, result: dict) -> str:
         lines = [
@@ -152,26 +146,3 @@ class Command(BaseCommand):
             moved = f"{t['from']} → {t['to']} by {t['by']}"
             lines.append(f"  ticket {t['at_ticket']}: {moved}: {t['reason'][:90]}")
         return "\n".join(lines)
-
-
-def _drop_abandoned_databases() -> None:
-    """Drop replay databases whose process is gone from this machine. One still in use (a
-    replay running on another machine) refuses to be dropped, and stays."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [DATABASE_PREFIX + "%"])
-        for (name,) in cursor.fetchall():
-            pid = name.removeprefix(DATABASE_PREFIX)
-            if pid.isdigit() and _running(int(pid)):
-                continue
-            with contextlib.suppress(DatabaseError):
-                cursor.execute(f"DROP DATABASE {connection.ops.quote_name(name)}")
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # somebody else's process
-        return True
-    return True
