@@ -2,7 +2,7 @@
 
 from django.db.models import Q, QuerySet
 
-from agents.models import PipelineRun
+from agents.models import AgentDecision, DecisionType, PipelineRun
 from tickets.models import Message, Ticket
 
 
@@ -26,3 +26,13 @@ def unanswered_messages(*, ticket: Ticket) -> QuerySet[Message]:
         at, message_id = answered
         messages = messages.filter(Q(created_at__gt=at) | Q(created_at=at, pk__gt=message_id))
     return messages.order_by("created_at", "id")
+
+
+def ticket_strategy(*, ticket_id: int) -> str:
+    """The strategy the selector chose in the ticket's latest turn; empty when none yet."""
+    return (
+        AgentDecision.objects.filter(ticket_id=ticket_id, decision_type=DecisionType.STRATEGY)
+        .order_by("-created_at", "-id")
+        .values_list("label", flat=True)
+        .first()
+    ) or ""
