@@ -3,7 +3,7 @@
 from django.db.models import Q, QuerySet
 
 from agents.models import AgentDecision, DecisionType, PipelineRun
-from tickets.models import Message, Ticket
+from tickets.models import NOT_ANSWERED, Message, Ticket
 
 
 def unanswered_messages(*, ticket: Ticket) -> QuerySet[Message]:
@@ -11,7 +11,7 @@ def unanswered_messages(*, ticket: Ticket) -> QuerySet[Message]:
     after the latest one a run answers (auto-replies are never answered)."""
     messages = ticket.messages.filter(
         kind=Message.Kind.EXTERNAL, sender_kind=Message.SenderKind.CUSTOMER
-    ).exclude(metadata__has_key="auto_reply")
+    ).exclude(NOT_ANSWERED)
     answered = (
         PipelineRun.objects.filter(ticket=ticket, message__isnull=False)
         .order_by("-message__created_at", "-message_id")

@@ -123,7 +123,7 @@ def message_receive(*, data: FollowUpData) -> Received:
             return _continue_on_a_new_ticket(ticket, data)
         try:
             with transaction.atomic():
-                message = _store(ticket, data, auto_reply=auto)
+                message = _store(ticket, data, auto_reply=auto, says_solved=solved)
         except IntegrityError:  # the same message delivered concurrently
             message = Message.objects.get(ticket=ticket, external_id=data.external_id)
             return Received(message, ticket, created=False, outcome="duplicate")
@@ -211,12 +211,14 @@ def _beyond_reopen(ticket: Ticket) -> bool:
     )
 
 
-def _store(ticket: Ticket, data: FollowUpData, *, auto_reply: str) -> Message:
+def _store(ticket: Ticket, data: FollowUpData, *, auto_reply: str, says_solved: bool = False) -> Message:
     headers = {name.lower(): value for name, value in data.headers.items()}
     message_id = next(iter(_message_ids(headers.get("message-id", ""))), "")
     metadata = {"headers": data.headers} if data.headers else {}
     if auto_reply:
         metadata["auto_reply"] = auto_reply
+    if says_solved:
+        metadata["says_solved"] = True  # tickets.models.NOT_ANSWERED: no turn answers it
     return Message.objects.create(
         ticket=ticket,
         kind=Message.Kind.EXTERNAL,

@@ -223,6 +223,10 @@ class Delivery(models.TextChoices):
 
 PENDING_DELIVERY = [state for state in Delivery if state.pending]
 
+# A customer's message no turn of the agents answers: an auto-reply, or one saying the problem
+# is solved (tickets.conversation: it resolved the ticket, or thanked on a resolved one).
+NOT_ANSWERED = Q(metadata__has_key="auto_reply") | Q(metadata__has_key="says_solved")
+
 
 class Message(models.Model):
     class Kind(models.TextChoices):

@@ -1,8 +1,14 @@
 """The customer says the problem is solved: "Yes, this solved my problem" in the reply mail,
 or a follow-up that reads as "solved, thanks" — which resolves instead of starting a turn."""
 
-import pytest
+from datetime import timedelta
 
+import pytest
+from django.utils import timezone
+
+from agents.models import PipelineRun
+from agents.selectors import unanswered_messages
+from agents.tasks import pipeline_sweep
 from events.models import Event
 from outcomes.links import survey_token
 from tests.conftest import MESSAGES_URL, signed_post
@@ -82,6 +88,7 @@ def test_a_solved_thanks_follow_up_resolves_and_starts_no_turn(
     assert (ticket.status, ticket.resolved_by, ticket.reopened_count) == ("resolved", "ai", 0)
     assert turns == []
     assert ticket.messages.filter(sender_kind="customer", external_id__in=["m2", "m3"]).count() == 2
+    assert not unanswered_messages(ticket=ticket).filter(external_id__in=["m2", "m3"]).exists()
 
 
 def test_a_follow_up_saying_it_is_not_solved_starts_a_turn(
@@ -137,3 +144,14 @@ def test_the_detector_reads_plain_solved_thanks(text):
 )
 def test_the_detector_does_not_read_negations_hedges_or_questions_as_solved(text):
     assert not reads_as_solved(text)
+
+
+def test_the_pipeline_sweep_starts_no_turn_for_a_solved_thanks(ai_replied, client):
+    ticket = ai_replied.ticket
+    body = {"source": ticket.source, "ticket_external_id": ticket.external_id, "external_id": "m2"}
+    signed_post(client, {**body, "content": "Solved, thanks!"}, url=MESSAGES_URL)
+    Ticket.objects.filter(pk=ticket.pk).update(stage=Ticket.Stage.END)  # its turns had ended
+    PipelineRun.objects.filter(ticket=ticket).update(status=PipelineRun.Status.DONE)
+    ticket.messages.filter(external_id="m2").update(created_at=timezone.now() - timedelta(hours=1))
+
+    assert pipeline_sweep().endswith("started:0 retried:0")
