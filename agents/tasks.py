@@ -26,7 +26,7 @@ from agents.models import AgentDecision, PipelineRun
 from agents.proposers import Proposal
 from csai.logging import TASK_HEADER
 from csai.resilience import INFRASTRUCTURE_ERROR_NAMES, ResilientTask
-from tickets.models import Message, Ticket
+from tickets.models import NOT_ANSWERED, Message, Ticket
 from tickets.services import ticket_advance_stage
 
 logger = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ def pipeline_sweep() -> str:
             pipeline_run__isnull=True,
             ticket__stage=Ticket.Stage.END,
         )
-        .exclude(metadata__has_key="auto_reply")
+        .exclude(NOT_ANSWERED)
         .exclude(ticket__pipeline_runs__status=PipelineRun.Status.RUNNING)
         .values_list("ticket_id", "ticket__correlation_id")
         .distinct()[:SWEEP_BATCH]

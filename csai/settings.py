@@ -260,6 +260,15 @@ CSAI_SLA_AT_RISK_FRACTION = 0.25
 # A customer writing on a resolved ticket reopens it within this many days; later (or on a
 # closed ticket) their message opens a new ticket that follows the old one.
 CSAI_REOPEN_DAYS = env_int("CSAI_REOPEN_DAYS", 7, minimum=0)
+# A reply the AI sent on its own under AUTOMATED_RESOLUTION or TEMPLATE_RESPONSE resolves the
+# ticket (by the AI) when the customer has not written again this many hours after delivery.
+CSAI_ASSUMED_RESOLUTION_HOURS = env_int("CSAI_ASSUMED_RESOLUTION_HOURS", 72, minimum=1)
+# A resolved ticket is closed for good this many days after its resolution.
+CSAI_CLOSE_AFTER_DAYS = env_int("CSAI_CLOSE_AFTER_DAYS", 7, minimum=1)
+# The satisfaction survey's link in the customer's mail works for this many days.
+CSAI_CSAT_LINK_DAYS = env_int("CSAI_CSAT_LINK_DAYS", 7, minimum=1)
+# Where customers reach this site: the base of the links in mails (survey, "this solved my problem").
+CSAI_PUBLIC_URL = env_str("CSAI_PUBLIC_URL", "http://localhost:8000").rstrip("/")
 
 # --- outbound events (Standard Webhooks) ---------------------------------------------------
 # Endpoints on private, loopback or link-local addresses are refused unless this is set
@@ -445,6 +454,8 @@ CELERY_BEAT_SCHEDULE = {
     "intake-sweep": {"task": "tickets.tasks.intake_sweep", "schedule": 60.0},
     "pipeline-sweep": {"task": "agents.tasks.pipeline_sweep", "schedule": 60.0},
     "delivery-sweep": {"task": "tickets.tasks.delivery_sweep", "schedule": 60.0},
+    "resolution-sweep": {"task": "tickets.tasks.resolution_sweep", "schedule": 60.0},
+    "close-sweep": {"task": "tickets.tasks.close_sweep", "schedule": 3600.0},
     "events-sweep": {"task": "events.tasks.events_sweep", "schedule": 60.0},
     "disposition-sweep": {"task": "autonomy.tasks.disposition_sweep", "schedule": 60.0},
     "disposition-sweep-all": {

@@ -23,6 +23,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # The review console and its login: /accounts/, /review/, /tickets/.
     path("", include("review.urls")),
+    # The customers' pages, public behind signed links: /solved/<token>/, /csat/<token>/.
+    path("", include("tickets.urls")),
+    path("", include("outcomes.urls")),
     path("api/v1/webhooks/tickets", tickets_api.TicketWebhookView.as_view(), name="webhook-tickets"),
     path("api/v1/webhooks/messages", tickets_api.MessageWebhookView.as_view(), name="webhook-messages"),
     # The human side: the review queue, one pass over a ticket, a person's reply, note, lifecycle.

@@ -20,6 +20,7 @@ class EventType(models.TextChoices):
     TICKET_ASSIGNED = "ticket.assigned", "A ticket was assigned to a team or person"
     TICKET_RESOLVED = "ticket.resolved", "A ticket was resolved"
     TICKET_REOPENED = "ticket.reopened", "A ticket was opened again"
+    TICKET_CSAT = "ticket.csat", "A customer rated how we did"
     REVIEW_CREATED = "review.created", "A decision was queued for a person"
     POLICY_PHASE_CHANGED = "policy.phase_changed", "A decision type's automation phase changed"
     ALERT_RAISED = "alert.raised", "The quality monitor raised an alert"

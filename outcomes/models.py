@@ -42,10 +42,16 @@ class Survey(models.Model):
                 | Q(score__isnull=False, answered_at__isnull=False),
                 name="survey_answered_with_a_score",
             ),
+            # csat_import is idempotent: an imported answer is found again by its ticket and time.
+            models.UniqueConstraint(
+                fields=["ticket", "answered_at"], condition=Q(source="import"), name="survey_import_unique"
+            ),
         ]
         indexes = [
             # Dashboard: answers by day.
-            models.Index(fields=["answered_at"], name="survey_answered_idx", condition=Q(answered_at__isnull=False)),
+            models.Index(
+                fields=["answered_at"], name="survey_answered_idx", condition=Q(answered_at__isnull=False)
+            ),
             models.Index(fields=["sent_at"], name="survey_sent_idx"),
         ]
 

@@ -68,6 +68,15 @@ ACCESS: dict[str, dict[str, dict[str, str]]] = {
     "ticket-reply": {"POST": QUEUE_OBJECT},
     "ticket-reassign": {"POST": row(LOGIN, DENIED, DENIED, MISSING)},  # tickets.change_ticket
     "ticket-message-mail": {"GET": QUEUE_OBJECT},  # the .eml of a reply (make run's SMTP sink)
+    # the customers' pages: public, the signed token is the permission (a forged one: 404)
+    "resolution-confirm": {
+        "GET": row(MISSING, MISSING, MISSING, MISSING),
+        "POST": row(MISSING, MISSING, MISSING, MISSING),
+    },
+    "csat-survey": {
+        "GET": row(MISSING, MISSING, MISSING, MISSING),
+        "POST": row(MISSING, MISSING, MISSING, MISSING),
+    },
     # the supervisor pages
     "supervisor-autonomy": {"GET": SUPERVISE},
     "supervisor-promote": {"POST": SUPERVISE_OBJECT},

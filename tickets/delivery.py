@@ -6,7 +6,11 @@ transaction (``outgoing_fields``, ``message_queued``). On an email ticket it is 
 a task (``tickets.tasks.message_deliver``) sends it after commit; the delivery sweep
 (``deliveries_sweep``, every minute) sends again whatever a lost task or a killed worker left
 behind. On every other channel it is ``sent`` at once: the ``ticket.message.created`` event is
-its delivery.
+its delivery. A notice (``notice_post``: the satisfaction survey) is always a mail, whatever
+the channel, and is no reply: it is not the first response and carries no confirm link.
+
+A delivered reply is announced to the other apps (``signals.reply_delivered``) in the
+transaction that records it: the outcomes app starts the quiet period of an AI reply there.
 
 An attempt first claims the message with a conditional UPDATE (``_claim``): it moves
 ``delivery_due_at`` to the end of a lease, so nobody else attempts it meanwhile, and no
@@ -30,6 +34,7 @@ from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from tickets import links, signals
 from tickets.models import PENDING_DELIVERY, Channel, Delivery, Message, Ticket
 
 logger = logging.getLogger(__name__)
@@ -46,9 +51,10 @@ class Undeliverable(Exception):
     """A message that cannot go out, whatever the number of tries (no address)."""
 
 
-def outgoing_fields(*, ticket: Ticket, now: datetime) -> dict:
-    """The delivery fields of a new message to the customer on ``ticket``."""
-    if ticket.channel != Channel.EMAIL:
+def outgoing_fields(*, ticket: Ticket, now: datetime, mail: bool = False) -> dict:
+    """The delivery fields of a new message to the customer on ``ticket`` (``mail``: by email
+    whatever the ticket's channel, as a notice is)."""
+    if ticket.channel != Channel.EMAIL and not mail:
         return {"delivery": Delivery.SENT, "delivered_at": now}
     return {
         "delivery": Delivery.QUEUED,
@@ -64,7 +70,7 @@ def message_queued(*, message: Message) -> None:
     transaction that wrote it."""
     # message_post announces it (``ticket.message.created``) in the same transaction.
     if message.delivery == Delivery.SENT:
-        _first_response(message, at=message.delivered_at)
+        _delivered(message, at=message.delivered_at)
     else:
         transaction.on_commit(lambda: _enqueue(message.pk), robust=True)  # else the sweep sends it
 
@@ -86,7 +92,7 @@ def message_deliver(*, message_id: int) -> str:
         return "not-due"
     message.refresh_from_db(fields=["delivery_attempts"])
     try:
-        if message.ticket.channel == Channel.EMAIL:
+        if message.ticket.channel == Channel.EMAIL or message.kind == Message.Kind.NOTICE:
             _send_mail(message)
     except Exception as error:  # every failure is recorded on the message
         reason, transient = _failure(error)
@@ -145,7 +151,7 @@ def _record_sent(message: Message, *, lease: datetime) -> str:
             # The lease ran out before the server answered: another attempt may be under way.
             logger.warning("sent after its lease ended", extra={"message_id": message.pk})
             Message.objects.filter(pk=message.pk, delivery__in=PENDING_DELIVERY).update(**sent)
-        _first_response(message, at=now)
+        _delivered(message, at=now)
     logger.info("reply delivered", extra={"message_id": message.pk, "ticket_id": message.ticket_id})
     return "sent"
 
@@ -208,15 +214,21 @@ def _send_mail(message: Message) -> None:
         kept = earlier if len(earlier) <= REFERENCES_KEPT else [earlier[0], *earlier[-REFERENCES_KEPT + 1 :]]
         headers["References"] = " ".join(kept)
     context = {"message": message, "ticket": ticket, "customer": ticket.customer}
+    if message.kind == Message.Kind.NOTICE:
+        template, subject = "tickets/mail/notice", message.metadata.get("subject") or ticket.subject
+        context["link"] = message.metadata.get("link")
+    else:
+        template, subject = "tickets/mail/reply", _reply_subject(ticket.subject)
+        context["confirm_url"] = links.confirm_url(message_id=message.pk)
     mail = EmailMultiAlternatives(
-        subject=_reply_subject(ticket.subject),
-        body=render_to_string("tickets/mail/reply.txt", context),
+        subject=" ".join(subject.split()),
+        body=render_to_string(f"{template}.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[address],
         headers=headers,
         connection=get_connection(fail_silently=False),
     )
-    mail.attach_alternative(render_to_string("tickets/mail/reply.html", context), "text/html")
+    mail.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
     mail.send()
 
 
@@ -230,6 +242,14 @@ def _mail_domain() -> str:
 
 
 # --- shared ----------------------------------------------------------------------------------
+
+
+def _delivered(message: Message, *, at: datetime) -> None:
+    """A message reached the customer: a reply may be the first response, and is announced."""
+    if message.kind != Message.Kind.EXTERNAL:
+        return
+    _first_response(message, at=at)
+    signals.reply_delivered.send(sender=Message, message=message, delivered_at=at)
 
 
 def _first_response(message: Message, *, at: datetime) -> None:

@@ -202,8 +202,8 @@ class Ticket(models.Model):
         return f"#{self.pk} {self.subject[:60]}"
 
 
-# A message to the customer: an external message not written by the customer.
-OUTGOING = Q(kind="external") & ~Q(sender_kind="customer")
+# A message to the customer: an external message not written by the customer, or a notice.
+OUTGOING = Q(kind__in=["external", "notice"]) & ~Q(sender_kind="customer")
 
 
 class Delivery(models.TextChoices):
@@ -223,11 +223,18 @@ class Delivery(models.TextChoices):
 
 PENDING_DELIVERY = [state for state in Delivery if state.pending]
 
+# A customer's message no turn of the agents answers: an auto-reply, or one saying the problem
+# is solved (tickets.conversation: it resolved the ticket, or thanked on a resolved one).
+NOT_ANSWERED = Q(metadata__has_key="auto_reply") | Q(metadata__has_key="says_solved")
+
 
 class Message(models.Model):
     class Kind(models.TextChoices):
         EXTERNAL = "external"  # customer <-> support
         INTERNAL = "internal"  # team notes, agent analyses, escalations
+        # A mail to the customer outside the conversation (the satisfaction survey): delivered
+        # like a reply, but not a reply — no first response, no turn, no confirm link.
+        NOTICE = "notice"
 
     class SenderKind(models.TextChoices):
         CUSTOMER = "customer"

@@ -3,9 +3,10 @@
 from datetime import timedelta
 from pathlib import Path
 
+from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -21,10 +22,26 @@ def ticket_list(*, filters: dict) -> QuerySet[Ticket]:
     if "updated_since" in filters:
         filters["updated_at__gte"] = filters.pop("updated_since")
     return (
-        Ticket.objects.filter(**filters)
-        .select_related("customer", "assignee")
+        _with_csat(Ticket.objects.filter(**filters))
+        .select_related("customer", "assignee", "resolver")
         .prefetch_related("messages")
         .order_by("-created_at", "-id")
+    )
+
+
+def _with_csat(tickets: QuerySet[Ticket]) -> QuerySet[Ticket]:
+    """Each ticket with the customer's latest satisfaction answer (``csat_score`` 1–5,
+    ``csat_comment``, ``csat_answered_at``; None when unanswered), in the same query.
+
+    The surveys are the outcomes app's; it depends on tickets, so they are named, not imported."""
+    survey = apps.get_model("outcomes", "Survey")
+    latest = survey.objects.filter(ticket=OuterRef("pk"), answered_at__isnull=False).order_by(
+        "-answered_at", "-id"
+    )
+    return tickets.annotate(
+        csat_score=Subquery(latest.values("score")[:1]),
+        csat_comment=Subquery(latest.values("comment")[:1]),
+        csat_answered_at=Subquery(latest.values("answered_at")[:1]),
     )
 
 

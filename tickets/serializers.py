@@ -123,9 +123,11 @@ class MessageAcceptedSerializer(serializers.Serializer):
     message_id = serializers.IntegerField()
     ticket_id = serializers.IntegerField()
     outcome = serializers.ChoiceField(
-        choices=["continued", "reopened", "new_ticket", "auto_reply", "duplicate"],
+        choices=["continued", "reopened", "new_ticket", "auto_reply", "duplicate", "solved", "thanks"],
         help_text="What the message did: continued or reopened its ticket, opened a new one that "
-        "follows it (closed or long resolved), was kept as an auto-reply, or was a redelivery.",
+        "follows it (closed or long resolved), was kept as an auto-reply, or was a redelivery; "
+        "solved: it said the problem is solved and resolved the ticket; thanks: it said so on a "
+        "ticket already resolved or closed (kept, nothing changes).",
     )
 
 
@@ -176,12 +178,36 @@ class MessageSerializer(serializers.ModelSerializer):
             "delivered_at",
         ]
 
+    def to_representation(self, instance: Message) -> dict:
+        data = super().to_representation(instance)
+        if instance.kind == Message.Kind.NOTICE and "link" in data["metadata"]:
+            # A notice's link is the customer's own (the survey): not for the people reading the API.
+            data["metadata"] = {k: v for k, v in data["metadata"].items() if k != "link"}
+        return data
+
 
 class TicketSerializer(serializers.ModelSerializer):
     customer = CustomerSerializer()
     messages = MessageSerializer(many=True)
     # None while nobody is assigned.
     assignee = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    resolved_by = serializers.ChoiceField(
+        choices=Ticket.Resolver.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="Who resolved it: ai, person (see resolver), or empty (open, or not known).",
+    )
+    resolver = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="The person who resolved it."
+    )
+    csat_score = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="The customer's latest satisfaction answer, 1 (bad) to 5 (great); null: none yet.",
+    )
+    csat_comment = serializers.CharField(read_only=True, allow_null=True, default=None)
+    csat_answered_at = serializers.DateTimeField(read_only=True, allow_null=True, default=None)
 
     class Meta:
         model = Ticket
@@ -206,6 +232,14 @@ class TicketSerializer(serializers.ModelSerializer):
             "created_at",
             "first_response_at",
             "resolved_at",
+            "resolved_by",
+            "resolver",
+            "assumed_resolution_at",
+            "reopened_count",
+            "closed_at",
+            "csat_score",
+            "csat_comment",
+            "csat_answered_at",
             "customer",
             "messages",
         ]

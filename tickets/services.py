@@ -321,7 +321,14 @@ def _resolved_by(actor, by_ai: bool) -> str:
     return Ticket.Resolver.AI if by_ai else ""
 
 
-RESOLUTION_FIELDS = ["status", "resolved_at", "resolved_by", "resolver", "assumed_resolution_at", "updated_at"]
+RESOLUTION_FIELDS = [
+    "status",
+    "resolved_at",
+    "resolved_by",
+    "resolver",
+    "assumed_resolution_at",
+    "updated_at",
+]
 
 
 def ticket_resolve(*, ticket: Ticket, actor=None, by_ai: bool = False, at: datetime | None = None) -> None:
@@ -343,14 +350,15 @@ def ticket_resolve(*, ticket: Ticket, actor=None, by_ai: bool = False, at: datet
             resolved_at=ticket.resolved_at,
             resolved_by=_resolver(actor, by_ai),
         )
+        signals.ticket_resolved.send(sender=Ticket, ticket=ticket)
 
 
-def ticket_close(*, ticket: Ticket, actor=None, by_ai: bool = False) -> None:
+def ticket_close(*, ticket: Ticket, actor=None, by_ai: bool = False, at: datetime | None = None) -> None:
     """Closed for good; a ticket closed without being resolved counts as resolved now (and
     is announced as resolved, with status "closed"), by whoever closed it."""
     newly_resolved = ticket.resolved_at is None
     ticket.status = Ticket.Status.CLOSED
-    ticket.closed_at = timezone.now()
+    ticket.closed_at = at or timezone.now()
     if newly_resolved:
         ticket.resolved_at = ticket.closed_at
         ticket.resolved_by = _resolved_by(actor, by_ai)
@@ -365,6 +373,7 @@ def ticket_close(*, ticket: Ticket, actor=None, by_ai: bool = False) -> None:
                 resolved_at=ticket.resolved_at,
                 resolved_by=_resolver(actor, by_ai),
             )
+            signals.ticket_resolved.send(sender=Ticket, ticket=ticket)
 
 
 def ticket_reopen(*, ticket: Ticket, actor=None, by_customer: bool = False) -> None:
@@ -403,3 +412,92 @@ def ticket_await_customer(*, ticket: Ticket) -> None:
     """The ticket waits for the customer's answer."""
     ticket.status = Ticket.Status.PENDING_CUSTOMER
     ticket.save(update_fields=["status", "updated_at"])
+
+
+# Who may still write after a reply that may have solved the problem.
+AWAITING = (Ticket.Status.NEW, Ticket.Status.OPEN, Ticket.Status.PENDING_CUSTOMER)
+SWEEP_BATCH = 200
+
+
+def ticket_await_resolution(*, ticket_id: int, at: datetime) -> bool:
+    """A reply that may solve the customer's problem went out: the ticket waits for the
+    customer, and is resolved by the AI at ``at`` unless they write again (``assumed_resolution_at``).
+
+    A conditional UPDATE: a ticket resolved, closed or escalated meanwhile is left alone."""
+    return bool(
+        Ticket.objects.filter(pk=ticket_id, status__in=AWAITING).update(
+            status=Ticket.Status.PENDING_CUSTOMER, assumed_resolution_at=at, updated_at=timezone.now()
+        )
+    )
+
+
+def ticket_resolution_unassume(*, ticket_id: int) -> bool:
+    """No assumed resolution any more: someone is working on the ticket again."""
+    return bool(
+        Ticket.objects.filter(pk=ticket_id, assumed_resolution_at__isnull=False).update(
+            assumed_resolution_at=None, updated_at=timezone.now()
+        )
+    )
+
+
+def tickets_resolve_assumed(*, now: datetime | None = None, limit: int = SWEEP_BATCH) -> int:
+    """Resolve, by the AI, the tickets whose quiet period after an AI reply has passed;
+    returns how many. Resolved at ``assumed_resolution_at`` (when the quiet period ended).
+
+    Each ticket is taken with ``select_for_update(skip_locked=True)`` and checked again under
+    the lock, so two sweeps, or a sweep racing a customer's follow-up (which holds the row
+    and clears ``assumed_resolution_at``), resolve it at most once."""
+    now = now or timezone.now()
+    due = Q(status=Ticket.Status.PENDING_CUSTOMER, assumed_resolution_at__lte=now)
+    done = 0
+    with transaction.atomic():
+        for ticket in (
+            Ticket.objects.select_for_update(skip_locked=True)
+            .filter(due)
+            .order_by("assumed_resolution_at")[:limit]
+        ):
+            ticket_resolve(ticket=ticket, by_ai=True, at=ticket.assumed_resolution_at)
+            done += 1
+    if done:
+        logger.info("assumed resolutions", extra={"resolved": done})
+    return done
+
+
+def tickets_close_resolved(*, now: datetime | None = None, limit: int = SWEEP_BATCH) -> int:
+    """Close the tickets resolved more than ``CSAI_CLOSE_AFTER_DAYS`` ago; returns how many.
+    Who resolved them stays as it was. Locked with ``skip_locked`` like the resolution sweep."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.CSAI_CLOSE_AFTER_DAYS)
+    done = 0
+    with transaction.atomic():
+        for ticket in (
+            Ticket.objects.select_for_update(skip_locked=True)
+            .filter(status=Ticket.Status.RESOLVED, resolved_at__lte=cutoff)
+            .order_by("resolved_at")[:limit]
+        ):
+            ticket_close(ticket=ticket, at=now)
+            done += 1
+    return done
+
+
+def notice_post(*, ticket: Ticket, subject: str, content: str, link: dict | None = None) -> Message | None:
+    """A mail to the customer outside the conversation (the satisfaction survey), delivered
+    like a reply — once, with retries — whatever the ticket's channel. ``link``: ``{"url",
+    "text"}`` shown as a button. None when the customer has no email address (nothing to send).
+    Not announced as a message: integrators' timelines hold the conversation only."""
+    if not ticket.customer.email:
+        return None
+    now = timezone.now()
+    with transaction.atomic(savepoint=False):
+        message = Message.objects.create(
+            ticket=ticket,
+            kind=Message.Kind.NOTICE,
+            sender_kind=Message.SenderKind.SYSTEM,
+            sender_id="csai",
+            content=content,
+            metadata={"subject": subject, **({"link": link} if link else {})},
+            created_at=now,
+            **delivery.outgoing_fields(ticket=ticket, now=now, mail=True),
+        )
+        delivery.message_queued(message=message)
+    return message

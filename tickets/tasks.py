@@ -63,3 +63,15 @@ def message_deliver(message_id: int) -> str:
 def delivery_sweep() -> str:
     """Send again the messages whose delivery task was lost or whose worker was killed."""
     return f"re-enqueued:{delivery.deliveries_sweep()}"
+
+
+@shared_task(acks_late=True)
+def resolution_sweep() -> str:
+    """Resolve, by the AI, the tickets whose quiet period after an AI reply has passed."""
+    return f"resolved:{services.tickets_resolve_assumed()}"
+
+
+@shared_task(acks_late=True)
+def close_sweep() -> str:
+    """Close the tickets resolved more than CSAI_CLOSE_AFTER_DAYS ago."""
+    return f"closed:{services.tickets_close_resolved()}"
