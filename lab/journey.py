@@ -3,7 +3,8 @@
 Generated tickets arrive over the last ``days`` days (none today) and go through the real
 intake, the four agents and the autonomy controller (Celery eager, as ``simulate`` runs
 them). Demo reviewers answer every pending decision of a ticket in one pass, through the
-same services the console calls, and resolve the ticket some hours later; a demo
+same services the console calls, and resolve the ticket some hours later (about a third of
+the customers answer the satisfaction survey that mails them, through its real service); a demo
 supervisor runs the quality monitor, retraining and calibration, and promotes a decision
 type when the monitor proposes it, up to a target phase (category 3, priority 2 by
 default), accepting every demotion it proposes. Nothing writes a figure: every page reads
@@ -49,6 +50,7 @@ from autonomy.models import Alert, ReviewItem
 from autonomy.services import controller, learning, monitor, transitions
 from csai.logging import new_correlation_id, set_correlation_id
 from lab.demo import iter_tickets
+from outcomes.services import survey_answer
 from review.services import ticket_resolve_by, ticket_review_claim
 from tickets.models import Ticket
 from tickets.roles import REVIEWER, SUPERVISOR
@@ -281,7 +283,19 @@ def supervise(*, supervisor, options: Options) -> None:
 # --- the journey -----------------------------------------------------------------------------
 
 
-ARRIVE, REVIEW, RESOLVE = 0, 1, 2
+ARRIVE, REVIEW, RESOLVE, RATE = 0, 1, 2, 3
+# About a third of the demo customers answer the survey a resolution mails them, most within
+# a day; scores lean high, lower after an escalation (the problem was harder, the wait longer).
+SURVEY_ANSWER_RATE = 0.3
+SCORE_WEIGHTS = {False: (1, 1, 3, 10, 15), True: (2, 3, 6, 10, 8)}  # by escalated
+
+
+def _survey_answer(ticket: Ticket, rng: random.Random) -> tuple[timedelta, int] | None:
+    """When (after the resolution) and what the customer answers, or None: no answer."""
+    if rng.random() >= SURVEY_ANSWER_RATE:
+        return None
+    score = rng.choices(range(1, 6), weights=SCORE_WEIGHTS[ticket.escalated_at is not None])[0]
+    return timedelta(hours=rng.lognormvariate(1.5, 1.0)), score
 
 
 def _reviewer(n: int, reviewers: list, options: Options, rng: random.Random):
@@ -325,7 +339,7 @@ def journey_build(*, options: Options, progress: Progress = lambda n, at: None) 
     for n, at in enumerate(arrivals(count=options.tickets, start=start, end=end, rng=rng)):
         heapq.heappush(events, (at, ARRIVE, n, next(payloads)))
     clock = DemoClock(start)
-    counts = {"tickets": 0, "reviewed": 0, "answers": 0, "resolved": 0}
+    counts = {"tickets": 0, "reviewed": 0, "answers": 0, "resolved": 0, "csat_answers": 0}
     truth: dict[int, dict] = {}
     with demo_clock(clock):
         while events:
@@ -357,11 +371,19 @@ def journey_build(*, options: Options, progress: Progress = lambda n, at: None) 
                 heapq.heappush(events, (clock.now() + _resolution_delay(ticket, rng), RESOLVE, n, ticket.pk))
                 if counts["reviewed"] % options.check_every == 0:
                     supervise(supervisor=supervisor, options=options)
-            else:
+            elif kind == RESOLVE:
                 ticket = Ticket.objects.get(pk=payload)
                 if ticket.status not in (Ticket.Status.RESOLVED, Ticket.Status.CLOSED):
                     ticket_resolve_by(ticket=ticket, user=rng.choice(reviewers))
                     counts["resolved"] += 1
+                    survey = ticket.surveys.order_by("-pk").first()
+                    answer = survey and _survey_answer(ticket, rng)
+                    if answer and clock.now() + answer[0] <= end:
+                        heapq.heappush(events, (clock.now() + answer[0], RATE, n, (survey.pk, answer[1])))
+            else:
+                survey_id, score = payload
+                survey_answer(survey_id=survey_id, score=score)
+                counts["csat_answers"] += 1
         set_correlation_id(None)
         supervise(supervisor=supervisor, options=options)
     counts["alerts"] = Alert.objects.count()

@@ -13,6 +13,7 @@ from agents.models import DecisionType
 from autonomy.models import Alert, AutomationPolicy, CalibrationVersion, PhaseTransition, ReviewItem
 from lab import journey
 from lab.simulation import tasks_in_process
+from outcomes.models import Survey
 from review.dashboard import dashboard_report
 from tickets.models import Ticket
 
@@ -77,6 +78,13 @@ def test_it_builds_a_team_some_weeks_into_its_journey_and_nothing_of_it_today(se
     for item in reviews.select_related("ticket")[:20]:
         assert item.ticket.created_at < item.decided_at
         assert item.ticket.resolved_at is None or item.decided_at < item.ticket.resolved_at
+
+    # Some customers answered the survey their resolution mailed them, after it, before today.
+    answered = Survey.objects.filter(ticket__source=journey.SOURCE, answered_at__isnull=False)
+    assert 0 < answered.count() < history.filter(resolved_at__isnull=False).count()
+    for survey in answered.select_related("ticket"):
+        assert survey.ticket.resolved_at <= survey.answered_at < today
+        assert survey.resolved_by == Ticket.Resolver.PERSON
 
     # The dashboard: today is today's demo tickets only; the imported labelled tickets are no
     # work of this team; the history gives real times, not "resolved in 0 min".
