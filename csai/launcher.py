@@ -466,6 +466,8 @@ def main() -> int:
     env = prepared.env
     mail = _mail_settings()
     env.update(mail)
+    # The links in the customers' mail (survey, "solved") point at this server unless set.
+    env.setdefault("CSAI_PUBLIC_URL", f"http://127.0.0.1:{port}")
     supervisor = Supervisor(
         _children(port, fresh=prepared.fresh, mail=mail),
         env,
