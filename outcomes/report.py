@@ -168,6 +168,7 @@ def outcome_figures(sums: dict) -> dict:
         "person_resolved": int(sums["person_resolved"]),
         "ai_resolution_rate": _share(sums["ai_resolved"], sums["resolved"]),
         "reopened": int(sums["reopened"]),
+        "ever_resolved": int(sums["ever_resolved"]),
         "reopen_rate": _share(sums["reopened"], sums["ever_resolved"]),
         "csat": {
             "ai": {

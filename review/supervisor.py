@@ -261,10 +261,25 @@ def _outcome(*path):
     return value
 
 
+# A day's rate is charted from this many tickets or surveys on: one resolution reopened is
+# not "100 % reopened" (the tables and exports keep every day's figure).
+CHART_MIN_COUNT = 5
+
+
+def _rate(value_path: tuple, count_path: tuple):
+    value, count = _outcome(*value_path), _outcome(*count_path)
+    return lambda row: value(row) if count(row) >= CHART_MIN_COUNT else None
+
+
 AI_LINE, PERSON_LINE = "s1", "s2"
 _per_ticket = _outcome("outcomes", "human_minutes_per_ticket")
 _frt_person = _outcome("outcomes", "first_response_hours", "person")
-_csat_person_rate = _outcome("outcomes", "csat", "person", "response_rate")
+_ai_resolution = _rate(("outcomes", "ai_resolution_rate"), ("outcomes", "resolved"))
+_reopens = _rate(("outcomes", "reopen_rate"), ("outcomes", "ever_resolved"))
+_csat_ai_rate = _rate(("outcomes", "csat", "ai", "response_rate"), ("outcomes", "csat", "ai", "sent"))
+_csat_person_rate = _rate(
+    ("outcomes", "csat", "person", "response_rate"), ("outcomes", "csat", "person", "sent")
+)
 
 
 def _outcome_figures(report: dict) -> list[dict]:
@@ -281,8 +296,8 @@ def _outcome_figures(report: dict) -> list[dict]:
             charts.Line(_outcome("csat_7d", "person", "mean"), "Person-resolved", PERSON_LINE),
         ]),
         ("resolution", "AI resolution rate and reopen rate", {"percent": True}, [
-            charts.Line(_outcome("outcomes", "ai_resolution_rate"), "AI-resolved share of resolved", AI_LINE),
-            charts.Line(_outcome("outcomes", "reopen_rate"), "Reopened share of resolved", PERSON_LINE),
+            charts.Line(_ai_resolution, "AI-resolved share of resolved", AI_LINE),
+            charts.Line(_reopens, "Reopened share of resolved", PERSON_LINE),
         ]),
         ("effort", "Human minutes per ticket", {"unit": " min", "levels": baseline}, [
             charts.Line(_per_ticket, "minutes per ticket", AI_LINE, "bars"),
@@ -292,18 +307,23 @@ def _outcome_figures(report: dict) -> list[dict]:
             charts.Line(_frt_person, "Person answered", PERSON_LINE),
         ]),
         ("csat-response", "CSAT response rate", {"percent": True}, [
-            charts.Line(_outcome("outcomes", "csat", "ai", "response_rate"), "AI-resolved", AI_LINE),
+            charts.Line(_csat_ai_rate, "AI-resolved", AI_LINE),
             charts.Line(_csat_person_rate, "Person-resolved", PERSON_LINE),
         ]),
         ("critical", "Critical errors in reviewed autonomous decisions (target: 0)", {}, [
             charts.Line(_outcome("critical_errors"), "critical errors", "s3", "bars"),
         ]),
     ]  # fmt: skip
+    notes = {
+        "critical": "None in the period." if not report["period"]["critical_errors"] else "",
+        "resolution": f"Days with at least {CHART_MIN_COUNT} resolved tickets.",
+    }
     return [
         {
             "id": key,
             "title": title,
             "legend": [(line.name, line.css) for line in lines] if len(lines) > 1 else [],
+            "note": notes.get(key, ""),
             "chart": charts.daily_lines_chart(series, title=title, lines=lines, **options),
         }
         for key, title, options, lines in specs
