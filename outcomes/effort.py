@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
 from agents.decision_types import ReplyAnswer
 from agents.models import AgentDecision
@@ -86,8 +86,10 @@ def _tables() -> dict:
 
 
 # Per-ticket effort of the team's tickets created in [start, end) (imported history is not
-# the team's work). Parameters: start, end, history, review_cap_seconds, reply_minutes,
-# escalation_minutes, reply_type, sent_labels, applied_kinds.
+# the team's work). Review items, messages and dispositions come after their ticket: each
+# source is read from ``start`` on by itself, and the tickets of the period pick theirs.
+# Parameters: start, end, history, review_cap_seconds, reply_minutes, escalation_minutes,
+# reply_type, sent_labels, applied_kinds.
 EFFORT_CTE = """
 WITH t AS (
     SELECT tk.id, tk.created_at, tk.escalated_at, tk.resolved_at, tk.resolved_by,
@@ -102,8 +104,9 @@ passes AS (
                WHERE r.decision_type = %(reply_type)s AND r.kind = 'decide'
                AND r.human_label = ANY(%(sent_labels)s)
            ) AS replies
-    FROM {item} r JOIN t ON t.id = r.ticket_id
+    FROM {item} r
     WHERE r.status = 'done' AND r.decided_by_id IS NOT NULL AND r.seconds_to_decide IS NOT NULL
+        AND r.created_at >= %(start)s
     GROUP BY r.ticket_id, r.decided_by_id, r.claimed_until,
              CASE WHEN r.claimed_until IS NULL THEN r.id END
 ),
@@ -113,18 +116,20 @@ review AS (
 ),
 msgs AS (
     SELECT m.ticket_id,
-           COUNT(*) FILTER (WHERE m.sender_kind IN ('cs_agent', 'technical')) AS person_replies,
+           COUNT(*) FILTER (WHERE m.sender_kind <> 'ai_agent') AS person_replies,
            COUNT(*) FILTER (WHERE m.sender_kind = 'ai_agent') AS ai_replies,
-           (ARRAY_AGG(m.sender_kind ORDER BY m.delivered_at, m.id)
-               FILTER (WHERE m.delivered_at IS NOT NULL))[1] AS first_sender
-    FROM {message} m JOIN t ON t.id = m.ticket_id
+           MIN(m.delivered_at) FILTER (WHERE m.sender_kind = 'ai_agent') AS ai_first,
+           MIN(m.delivered_at) FILTER (WHERE m.sender_kind <> 'ai_agent') AS person_first
+    FROM {message} m
     WHERE m.kind = 'external' AND m.sender_kind IN ('cs_agent', 'technical', 'ai_agent')
+        AND m.created_at >= %(start)s
     GROUP BY m.ticket_id
 ),
 auto AS (
-    SELECT DISTINCT d.ticket_id
-    FROM {decision} d JOIN {disposition} p ON p.decision_id = d.id JOIN t ON t.id = d.ticket_id
-    WHERE p.kind = ANY(%(applied_kinds)s)
+    SELECT d.ticket_id
+    FROM {disposition} p JOIN {decision} d ON d.id = p.decision_id
+    WHERE p.kind = ANY(%(applied_kinds)s) AND p.created_at >= %(start)s
+    GROUP BY d.ticket_id
 ),
 parts AS (
     SELECT t.*,
@@ -132,7 +137,11 @@ parts AS (
            COALESCE(rv.passes, 0) AS passes,
            GREATEST(COALESCE(ms.person_replies, 0) - COALESCE(rv.replies, 0), 0) AS replies_outside,
            (t.escalated_at IS NOT NULL) AS escalated,
-           ms.first_sender,
+           CASE
+               WHEN ms.ai_first IS NOT NULL AND (ms.person_first IS NULL OR ms.ai_first <= ms.person_first)
+                   THEN 'ai'
+               WHEN ms.person_first IS NOT NULL THEN 'person'
+           END AS first_sender,
            (au.ticket_id IS NOT NULL OR COALESCE(ms.ai_replies, 0) > 0 OR t.resolved_by = 'ai') AS ai_acted
     FROM t
     LEFT JOIN review rv ON rv.ticket_id = t.id
@@ -152,6 +161,22 @@ per_ticket AS (
     FROM parts
 )
 """
+
+
+def run_effort_query(
+    select: str, *, start: datetime, end: datetime, extra: dict | None = None
+) -> list[tuple]:
+    """Rows of ``select`` over ``per_ticket``, in one statement.
+
+    Without parallel workers: each would aggregate every source again for its share of the
+    tickets (the aggregates are the inner sides of the joins), which on a small machine
+    costs more than it saves (bench/README.md, console bench).
+    """
+    sql, params = effort_query(select, start=start, end=end)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        cursor.execute(sql, {**params, **(extra or {})})
+        return cursor.fetchall()
 
 
 def effort_query(select: str, *, start: datetime, end: datetime, rates: EffortRates | None = None):
@@ -184,14 +209,11 @@ class TicketEffort:
 def ticket_efforts(*, start: datetime, end: datetime) -> dict[int, TicketEffort]:
     """Every ticket created in [start, end) with its human minutes and who handled it (one
     query; for a ticket's page, an export or a check — the dashboard aggregates by day)."""
-    sql, params = effort_query(
+    rows = run_effort_query(
         "SELECT id, minutes, review_minutes, replies_outside, escalated, attribution FROM per_ticket",
         start=start,
         end=end,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return {
-            row[0]: TicketEffort(row[0], float(row[1]), float(row[2]), row[3], row[4], row[5])
-            for row in cursor.fetchall()
-        }
+    return {
+        row[0]: TicketEffort(row[0], float(row[1]), float(row[2]), row[3], row[4], row[5]) for row in rows
+    }

@@ -8,13 +8,12 @@ rate, average and total is made from those sums (sums add up; averages of days w
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db import connection
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from agents.services import HISTORY_CUSTOMER
-from outcomes.effort import effort_query
+from outcomes.effort import run_effort_query
 from outcomes.models import Survey
 from outcomes.stats import ScoreSummary, mean_difference
 from tickets.models import Ticket
@@ -59,12 +58,12 @@ SELECT (created_at AT TIME ZONE %(tz)s)::date AS day,
        COUNT(*) FILTER (WHERE attribution = 'person_only') AS person_only,
        COUNT(*) FILTER (WHERE attribution = 'untouched') AS untouched,
        COALESCE(SUM(EXTRACT(EPOCH FROM first_response_at - created_at))
-           FILTER (WHERE first_response_at IS NOT NULL AND first_sender = 'ai_agent'), 0) AS frt_ai_seconds,
-       COUNT(*) FILTER (WHERE first_response_at IS NOT NULL AND first_sender = 'ai_agent') AS frt_ai_n,
+           FILTER (WHERE first_response_at IS NOT NULL AND first_sender = 'ai'), 0) AS frt_ai_seconds,
+       COUNT(*) FILTER (WHERE first_response_at IS NOT NULL AND first_sender = 'ai') AS frt_ai_n,
        COALESCE(SUM(EXTRACT(EPOCH FROM first_response_at - created_at))
-           FILTER (WHERE first_response_at IS NOT NULL AND first_sender IN ('cs_agent', 'technical')), 0)
+           FILTER (WHERE first_response_at IS NOT NULL AND first_sender = 'person'), 0)
            AS frt_person_seconds,
-       COUNT(*) FILTER (WHERE first_response_at IS NOT NULL AND first_sender IN ('cs_agent', 'technical'))
+       COUNT(*) FILTER (WHERE first_response_at IS NOT NULL AND first_sender = 'person')
            AS frt_person_n
 FROM per_ticket
 GROUP BY 1
@@ -73,13 +72,8 @@ GROUP BY 1
 
 def ticket_sums_by_day(*, start: datetime, end: datetime) -> dict[date, dict]:
     """Per day of creation, the sums ``TICKET_SUMS`` of the team's tickets (one query)."""
-    sql, params = effort_query(_BY_DAY, start=start, end=end)
-    params["tz"] = timezone.get_current_timezone_name()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        columns = [c.name for c in cursor.description]
-        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-    return {row.pop("day"): {key: float(value) for key, value in row.items()} for row in rows}
+    rows = run_effort_query(_BY_DAY, start=start, end=end, extra={"tz": timezone.get_current_timezone_name()})
+    return {row[0]: dict(zip(TICKET_SUMS, map(float, row[1:]), strict=True)) for row in rows}
 
 
 def _survey_aggregates() -> dict:
