@@ -18,7 +18,7 @@ Usage: ``.venv/bin/python bench/console.py [--tickets 100000] [--pending 10000] 
 hundred tickets and a few requests, to check that it runs to its end (its figures mean
 nothing).
 
-Everything is written to a database of the bench's own (``bench/throwaway.py``), dropped at
+Everything is written to a database of the bench's own (``lab/throwaway.py``), dropped at
 the end, also on failure, Ctrl-C or SIGTERM.
 """
 
