@@ -119,13 +119,16 @@ def disposition_counts(*, decision_type: str, since=None, last: int | None = Non
     return counts
 
 
+# A critical error: an applied decision a reviewer overrode on a CRITICAL-priority or VIP
+# customer's ticket (a filter on review items; the dashboard counts them by day).
+CRITICAL_ERROR = Q(kind=ReviewItem.Kind.DELAYED_REVIEW, outcome=ReviewItem.Outcome.OVERRIDDEN) & (
+    Q(ticket__priority="CRITICAL") | Q(ticket__customer__is_vip=True)
+)
+
+
 def critical_errors(*, decision_type: str, since=None) -> int:
     """Applied decisions a reviewer overrode on a CRITICAL-priority or VIP customer's ticket."""
-    items = ReviewItem.objects.filter(
-        decision_type=decision_type,
-        kind=ReviewItem.Kind.DELAYED_REVIEW,
-        outcome=ReviewItem.Outcome.OVERRIDDEN,
-    ).filter(Q(ticket__priority="CRITICAL") | Q(ticket__customer__is_vip=True))
+    items = ReviewItem.objects.filter(CRITICAL_ERROR, decision_type=decision_type)
     if since is not None:
         items = items.filter(created_at__gte=since)
     return items.count()

@@ -1,4 +1,5 @@
-"""Console benchmark: server time of the review queue and the review page at scale.
+"""Console benchmark: server time of the review queue, the review page and the supervisor
+dashboard at scale.
 
 Seeds ``--tickets`` tickets (100k by default) of which ``--pending`` (10k) have a pending
 review item and ``--done`` (20k) a decided one, then times requests through Django's test
@@ -6,12 +7,18 @@ client in this process (middleware, session, permissions, queries, template rend
 server's whole share, without a network hop): the queue's first page, a deep page, a
 filtered page, the live counts, and review pages (each opening claims the ticket).
 
-Usage: ``.venv/bin/python bench/console.py [--tickets 100000] [--pending 10000] [--requests 40]``
+Then it adds ``--outcome-tickets`` (a million) tickets over ``--outcome-days`` (90) days with
+their outcomes — replies, decisions, dispositions, review passes, CSAT surveys — written by
+PostgreSQL itself (``bench/outcomes_seed.py``), and times the supervisor dashboard with its
+outcomes section over 90 and 30 days, and its outcomes query alone.
+
+Usage: ``.venv/bin/python bench/console.py [--tickets 100000] [--pending 10000] [--requests 40]
+[--outcome-tickets 1000000] [--outcome-days 90] [--dashboard-requests 10]``
 (``make bench-console``). Results go to ``bench/results/console.json``. ``--smoke``: a few
 hundred tickets and a few requests, to check that it runs to its end (its figures mean
 nothing).
 
-Everything is written to a database of the bench's own (``bench/throwaway.py``), dropped at
+Everything is written to a database of the bench's own (``lab/throwaway.py``), dropped at
 the end, also on failure, Ctrl-C or SIGTERM.
 """
 
@@ -121,17 +128,78 @@ def timed(client, path: str, *, requests: int, warmup: int = 3) -> dict:
     return percentiles(samples)
 
 
+def dashboard_bench(*, source: str, args) -> dict:
+    """Outcome history of ``args.outcome_tickets`` tickets over ``args.outcome_days`` days, then
+    the supervisor dashboard's server time over 90 and 30 days and its queries."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from bench.outcomes_seed import seed_outcomes
+    from outcomes.report import ticket_sums_by_day
+
+    supervisor = get_user_model().objects.create_user(username=f"{source}-supervisor")
+    supervisor.groups.add(Group.objects.get(name="supervisor"))
+    now = timezone.now()
+    started = time.perf_counter()
+    written = seed_outcomes(
+        source=f"{source}-outcomes", tickets=args.outcome_tickets, days=args.outcome_days,
+        reviewer_id=supervisor.pk, now=now,
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    seeded = time.perf_counter() - started
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(supervisor)
+    requests = args.dashboard_requests
+    server_time = {
+        "dashboard_90d": timed(client, "/supervisor/dashboard/?days=90", requests=requests, warmup=1),
+        "dashboard_30d": timed(client, "/supervisor/dashboard/?days=30", requests=requests, warmup=1),
+    }
+    with CaptureQueriesContext(connection) as captured:
+        client.get("/supervisor/dashboard/?days=90")
+    query_samples = []
+    start = now - timedelta(days=90)
+    for _ in range(max(3, requests // 2)):
+        began = time.perf_counter()
+        ticket_sums_by_day(start=start, end=now + timedelta(days=1))
+        query_samples.append((time.perf_counter() - began) * 1000)
+    return {
+        "outcome_tickets": args.outcome_tickets,
+        "outcome_days": args.outcome_days,
+        "rows": written["rows"],
+        "seed_seconds": round(seeded, 1),
+        "queries_per_page": len(captured),
+        "outcomes_query_90d": percentiles(query_samples),
+        "server_time": server_time,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tickets", type=int, default=100_000)
     parser.add_argument("--pending", type=int, default=10_000)
     parser.add_argument("--done", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--outcome-tickets", type=int, default=1_000_000)
+    parser.add_argument("--outcome-days", type=int, default=90)
+    parser.add_argument("--dashboard-requests", type=int, default=10)
     parser.add_argument("--out", type=Path, default=REPO_DIR / "bench" / "results" / "console.json")
     parser.add_argument("--smoke", action="store_true", help="a tiny run that checks the bench works")
     args = parser.parse_args(argv)
     if args.smoke:  # small defaults; flags given still win
-        parser.set_defaults(tickets=300, pending=60, done=60, requests=3, out=SMOKE_OUT)
+        parser.set_defaults(
+            tickets=300,
+            pending=60,
+            done=60,
+            requests=3,
+            outcome_tickets=2000,
+            dashboard_requests=3,
+            out=SMOKE_OUT,
+        )
         args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # leaves the database block
 
@@ -195,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
             cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)  # noqa: S608
             plan = cursor.fetchone()[0][0]
 
+        outcomes = dashboard_bench(source=source, args=args)
+
         out = {
             "bench": "console",
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -209,8 +279,9 @@ def main(argv: list[str] | None = None) -> int:
                 "done_items": args.done,
                 "seed_seconds": round(seeded, 1),
             },  # fmt: skip
-            "server_time": results,
+            "server_time": {**results, **outcomes.pop("server_time")},
             "queue_query_plan_ms": {"planning": plan["Planning Time"], "execution": plan["Execution Time"]},
+            "dashboard": outcomes,
         }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")

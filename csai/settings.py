@@ -270,6 +270,16 @@ CSAI_CSAT_LINK_DAYS = env_int("CSAI_CSAT_LINK_DAYS", 7, minimum=1)
 # Where customers reach this site: the base of the links in mails (survey, "this solved my problem").
 CSAI_PUBLIC_URL = env_str("CSAI_PUBLIC_URL", "http://localhost:8000").rstrip("/")
 
+# --- outcomes: human effort (outcomes.effort) --------------------------------------------
+# A review pass counts its claim-to-decision time, at most this many minutes: a claim left
+# open over lunch is not an hour of work.
+CSAI_EFFORT_REVIEW_CAP_MINUTES = env_int("CSAI_EFFORT_REVIEW_CAP_MINUTES", 30, minimum=1)
+# Where no time is recorded, an estimate per event: a reply a person wrote outside a review
+# pass (the ticket page, a request for information), and an escalated ticket (the team it
+# goes to handles it).
+CSAI_EFFORT_REPLY_MINUTES = env_int("CSAI_EFFORT_REPLY_MINUTES", 5, minimum=0)
+CSAI_EFFORT_ESCALATION_MINUTES = env_int("CSAI_EFFORT_ESCALATION_MINUTES", 15, minimum=0)
+
 # --- outbound events (Standard Webhooks) ---------------------------------------------------
 # Endpoints on private, loopback or link-local addresses are refused unless this is set
 # (tests and `make run`, whose receivers run on this machine).

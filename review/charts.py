@@ -4,7 +4,7 @@ Each chart is an ``<svg role="img">`` with a ``<title>`` and ``aria-label``; eve
 the same numbers in a table too. Colours come from site.css classes (``.chart …``).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from django.utils.html import escape
@@ -47,6 +47,8 @@ class Axes:
     x_title: str = ""
     y_title: str = ""
     markers: Sequence[Marker] = field(default_factory=list)
+    # Horizontal reference lines: Marker.x is the y value (a baseline, a target).
+    levels: Sequence[Marker] = field(default_factory=list)
     diagonal: bool = False
 
 
@@ -102,6 +104,13 @@ def xy_chart(*, title: str, axes: Axes, series: Sequence[Series], description: s
         out.append(
             f'<text class="marker-label {marker.css}" x="{sx}" y="{TOP + 10}" dx="{dx}"'
             f' text-anchor="{anchor}">{escape(marker.label)}</text>'
+        )
+    for level in axes.levels:
+        sy = _f(_sy(axes, level.x))
+        out.append(f'<line class="level {level.css}" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{sy}" y2="{sy}"/>')
+        out.append(
+            f'<text class="marker-label {level.css}" x="{WIDTH - RIGHT}" y="{sy}" dy="-4"'
+            f' text-anchor="end">{escape(level.label)}</text>'
         )
     if axes.x_title:
         out.append(
@@ -346,4 +355,45 @@ def daily_chart(
         title=f"{title}, by day",
         axes=Axes(-0.5, n - 0.5, axes_y[0], axes_y[1], x_ticks=x_ticks, y_ticks=axes_y[2]),
         series=[Series(points, kind=kind, css="s1", band=bands)],
+    )
+
+
+@dataclass(frozen=True)
+class Line:
+    """One series of a by-day chart: how to read its value from a day's row, and its name."""
+
+    value: Callable[[dict], float | None]
+    name: str
+    css: str = "s1"
+    kind: str = "line"
+
+
+def daily_lines_chart(
+    series: Sequence[dict], *, title: str, lines: Sequence[Line], percent: bool = False, unit: str = "",
+    y_range: tuple[float, float] | None = None, levels: Sequence[Marker] = (),
+) -> SafeString:  # fmt: skip
+    """Several figures by day on one axis (AI against person); the page shows their legend."""
+    points = [[(float(i), line.value(row)) for i, row in enumerate(series)] for line in lines]
+    values = [v for run in points for _, v in run if v is not None] + [level.x for level in levels]
+    if y_range is not None:
+        low, high = y_range
+        y_ticks = [(float(v), f"{v:g}{unit}") for v in range(int(low), int(high) + 1)]
+    elif percent:
+        low, high = 0.0, 1.0
+        y_ticks = percent_ticks()
+    else:
+        ticks = count_ticks(max(values, default=0))
+        low, high = 0.0, ticks[-1][0]
+        y_ticks = [(v, f"{label}{unit}") for v, label in ticks]
+    n = len(series)
+    step = max(1, n // 6)
+    x_ticks = [(float(i), series[i]["day"].strftime("%d %b")) for i in range(0, n, step)]
+    return xy_chart(
+        title=f"{title}, by day",
+        description=", ".join(line.name for line in lines),
+        axes=Axes(-0.5, n - 0.5, low, high, x_ticks=x_ticks, y_ticks=y_ticks, levels=levels),
+        series=[
+            Series(run, kind=line.kind, css=line.css, name=line.name)
+            for run, line in zip(points, lines, strict=True)
+        ],
     )

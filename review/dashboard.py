@@ -29,6 +29,7 @@ from autonomy.models import (
     Disposition,
     ReviewItem,
 )
+from outcomes import report as outcomes
 from tickets.models import Ticket
 
 CLOSED = (Ticket.Status.RESOLVED, Ticket.Status.CLOSED)
@@ -84,6 +85,7 @@ def _review_aggregates() -> dict:
         "w": Sum(weight),
         "w_hits": Sum(confirmed, output_field=FloatField()),
         "w_squares": Sum(weight * weight),
+        "critical_errors": Count("id", filter=autonomy.CRITICAL_ERROR),
     }
 
 
@@ -115,7 +117,9 @@ def dashboard_report(*, days: int = 30) -> dict:
     Ticket figures are by the day a ticket was created (its first response and resolution
     times, whether it met both SLA deadlines — or has not missed them yet — and whether it
     was ever escalated); automation rate by the day of the disposition; autonomous accuracy
-    by the day the sampled review was answered.
+    by the day the sampled review was answered, with its critical errors. Outcomes
+    (``outcomes.report``): resolution, reopens, human effort and first response by the day a
+    ticket was created; CSAT by the day its survey was sent.
     """
     now = timezone.now()
     today = timezone.localdate(now)
@@ -156,13 +160,22 @@ def dashboard_report(*, days: int = 30) -> dict:
     }
     review_total = reviews.aggregate(**_review_aggregates())
 
+    end = start_today + timedelta(days=1)
+    outcome_days = outcomes.ticket_sums_by_day(start=start, end=end)
+    survey_days = outcomes.survey_sums_by_day(start=start, end=end)
+
     day_list = [first_day + timedelta(days=i) for i in range(days)]
     backlog = _open_at_end_of(day_list, now=now)
+    outcome_sums = [
+        {**outcomes.empty_sums(), **outcome_days.get(day, {}), **survey_days.get(day, {})} for day in day_list
+    ]
     empty_tickets = {key: 0 for key in ("created", "escalated", "sla_met", "responded", "resolved")}
     series = []
-    for day in day_list:
+    for i, day in enumerate(day_list):
         t = ticket_days.get(day, {**empty_tickets, "first_response": None, "resolution": None})
         d = disposition_days.get(day, {"decisions": 0, "applied": 0})
+        r = review_days.get(day, {})
+        week = outcomes.add_sums(outcome_sums[max(0, i - 6) : i + 1])
         series.append(
             {
                 "day": day,
@@ -171,7 +184,12 @@ def dashboard_report(*, days: int = 30) -> dict:
                 "decisions": d["decisions"],
                 "autonomous": d["applied"],
                 "automation_rate": _share(d["applied"], d["decisions"]),
-                "autonomous_accuracy": _accuracy(review_days.get(day, {})),
+                "autonomous_accuracy": _accuracy(r),
+                "reviewed_autonomous": r.get("reviews", 0),
+                "critical_errors": r.get("critical_errors", 0),
+                "outcomes": outcomes.outcome_figures(outcome_sums[i]),
+                # CSAT over the seven days to this one: a day has few answers.
+                "csat_7d": outcomes.outcome_figures(week)["csat"],
             }
         )
     return {
@@ -189,6 +207,10 @@ def dashboard_report(*, days: int = 30) -> dict:
             "autonomous": disposition_total["applied"],
             "automation_rate": _share(disposition_total["applied"], disposition_total["decisions"]),
             "autonomous_accuracy": _accuracy(review_total),
+            "reviewed_autonomous": review_total["reviews"],
+            "critical_errors": review_total["critical_errors"],
+            "outcomes": outcomes.outcome_figures(outcomes.add_sums(outcome_sums)),
+            "time_saved": outcomes.time_saved(day_sums=outcome_sums, days=day_list, today=today),
         },
         "series": series,
     }
@@ -236,6 +258,39 @@ def dashboard_rows(report: dict) -> list[dict]:
                 "autonomous_accuracy_low": accuracy["low"],
                 "autonomous_accuracy_high": accuracy["high"],
                 "autonomous_accuracy_n": accuracy["n"],
+                "critical_errors": row["critical_errors"],
+                **_outcome_columns(row["outcomes"]),
             }
         )
     return rows
+
+
+def _outcome_columns(figures: dict) -> dict:
+    csat, handled, frt = figures["csat"], figures["handled_by"], figures["first_response_hours"]
+    return {
+        "resolved": figures["resolved"],
+        "ai_resolved": figures["ai_resolved"],
+        "ai_resolution_rate": figures["ai_resolution_rate"],
+        "reopened": figures["reopened"],
+        "reopen_rate": figures["reopen_rate"],
+        "csat_ai": csat["ai"]["mean"],
+        "csat_ai_n": csat["ai"]["n"],
+        "csat_ai_response_rate": csat["ai"]["response_rate"],
+        "csat_person": csat["person"]["mean"],
+        "csat_person_n": csat["person"]["n"],
+        "csat_person_response_rate": csat["person"]["response_rate"],
+        "csat_difference": csat["difference"]["value"],
+        "csat_difference_low": csat["difference"]["low"],
+        "csat_difference_high": csat["difference"]["high"],
+        "human_minutes": figures["human_minutes"],
+        "human_minutes_per_ticket": figures["human_minutes_per_ticket"],
+        "human_hours_per_100_tickets": figures["human_hours_per_100_tickets"],
+        "handled_ai_only": handled["ai_only"],
+        "handled_ai_and_person": handled["ai_and_person"],
+        "handled_person_only": handled["person_only"],
+        "not_handled_yet": handled["untouched"],
+        "first_response_hours_ai": frt["ai"],
+        "first_response_ai_n": frt["ai_n"],
+        "first_response_hours_person": frt["person"],
+        "first_response_person_n": frt["person_n"],
+    }

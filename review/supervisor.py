@@ -19,6 +19,7 @@ from autonomy import selectors as autonomy_selectors
 from autonomy.models import Alert, AutomationPolicy, Phase, RollbackPoint
 from autonomy.services import monitor, transitions
 from csai.errors import ApplicationError
+from outcomes.effort import EffortRates
 from review import charts, dashboard, forms, reports
 from review.roles import SUPERVISE
 from review.views import console_view, page_or_partial
@@ -251,6 +252,84 @@ DASHBOARD_CHARTS = [
 ]
 
 
+def _outcome(*path):
+    def value(row):
+        for part in path:
+            row = row[part]
+        return row
+
+    return value
+
+
+# A day's rate is charted from this many tickets or surveys on: one resolution reopened is
+# not "100 % reopened" (the tables and exports keep every day's figure).
+CHART_MIN_COUNT = 5
+
+
+def _rate(value_path: tuple, count_path: tuple):
+    value, count = _outcome(*value_path), _outcome(*count_path)
+    return lambda row: value(row) if count(row) >= CHART_MIN_COUNT else None
+
+
+AI_LINE, PERSON_LINE = "s1", "s2"
+_per_ticket = _outcome("outcomes", "human_minutes_per_ticket")
+_frt_person = _outcome("outcomes", "first_response_hours", "person")
+_ai_resolution = _rate(("outcomes", "ai_resolution_rate"), ("outcomes", "resolved"))
+_reopens = _rate(("outcomes", "reopen_rate"), ("outcomes", "ever_resolved"))
+_csat_ai_rate = _rate(("outcomes", "csat", "ai", "response_rate"), ("outcomes", "csat", "ai", "sent"))
+_csat_person_rate = _rate(
+    ("outcomes", "csat", "person", "response_rate"), ("outcomes", "csat", "person", "sent")
+)
+
+
+def _outcome_figures(report: dict) -> list[dict]:
+    """The outcomes section's charts: AI against person wherever both are measured."""
+    series, saved = report["series"], report["period"]["time_saved"]
+    baseline = (
+        [charts.Marker(saved["first_week"], f"first week: {saved['first_week']:.1f} min", "m1")]
+        if saved["first_week"] is not None
+        else []
+    )
+    specs = [
+        ("csat", "Customer satisfaction (CSAT 1–5, the 7 days to each day)", {"y_range": (1, 5)}, [
+            charts.Line(_outcome("csat_7d", "ai", "mean"), "AI-resolved", AI_LINE),
+            charts.Line(_outcome("csat_7d", "person", "mean"), "Person-resolved", PERSON_LINE),
+        ]),
+        ("resolution", "AI resolution rate and reopen rate", {"percent": True}, [
+            charts.Line(_ai_resolution, "AI-resolved share of resolved", AI_LINE),
+            charts.Line(_reopens, "Reopened share of resolved", PERSON_LINE),
+        ]),
+        ("effort", "Human minutes per ticket", {"unit": " min", "levels": baseline}, [
+            charts.Line(_per_ticket, "minutes per ticket", AI_LINE, "bars"),
+        ]),
+        ("first-response", "First response time by who answered", {"unit": " h"}, [
+            charts.Line(_outcome("outcomes", "first_response_hours", "ai"), "AI answered", AI_LINE),
+            charts.Line(_frt_person, "Person answered", PERSON_LINE),
+        ]),
+        ("csat-response", "CSAT response rate", {"percent": True}, [
+            charts.Line(_csat_ai_rate, "AI-resolved", AI_LINE),
+            charts.Line(_csat_person_rate, "Person-resolved", PERSON_LINE),
+        ]),
+        ("critical", "Critical errors in reviewed autonomous decisions (target: 0)", {}, [
+            charts.Line(_outcome("critical_errors"), "critical errors", "s3", "bars"),
+        ]),
+    ]  # fmt: skip
+    notes = {
+        "critical": "None in the period." if not report["period"]["critical_errors"] else "",
+        "resolution": f"Days with at least {CHART_MIN_COUNT} resolved tickets.",
+    }
+    return [
+        {
+            "id": key,
+            "title": title,
+            "legend": [(line.name, line.css) for line in lines] if len(lines) > 1 else [],
+            "note": notes.get(key, ""),
+            "chart": charts.daily_lines_chart(series, title=title, lines=lines, **options),
+        }
+        for key, title, options, lines in specs
+    ]
+
+
 @console_view(permission=SUPERVISE)
 def dashboard_page(request):
     form = forms.DashboardForm(request.GET)
@@ -277,6 +356,8 @@ def dashboard_page(request):
         "form": form,
         "report": report,
         "figures": figures,
+        "outcome_figures": _outcome_figures(report),
+        "effort_rates": EffortRates.from_settings(),
         "query": request.GET.urlencode(),
         "days": days,
         "day_choices": sorted({*DAY_CHOICES, days}),

@@ -41,3 +41,21 @@ def interval(estimate: dict) -> str:
         return f"{NOTHING} (n=0)"
     low, high = estimate["low"] * 100, estimate["high"] * 100
     return f"{pct(estimate['value'])} ({low:.1f}–{high:.1f} %, n={estimate['n']})"
+
+
+@register.filter
+def minutes(value) -> str:
+    """Minutes as "4.2 min" (or "1.5 h" from 90 minutes)."""
+    if value is None:
+        return NOTHING
+    value = float(value)
+    return f"{value:.1f} min" if value < 90 else f"{value / 60:.1f} h"
+
+
+@register.filter
+def signed(value, digits: int = 2) -> str:
+    """A difference with its sign: "+0.12", "−0.30"."""
+    if value is None:
+        return NOTHING
+    text = f"{abs(float(value)):.{int(digits)}f}"
+    return f"−{text}" if float(value) < 0 and float(text) != 0 else f"+{text}"

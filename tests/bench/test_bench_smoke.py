@@ -77,10 +77,14 @@ def test_the_console_bench_times_every_page(tmp_path):
     assert result["bench"] == "console"
     assert result["data"]["tickets"] == 300
     pages = {"queue_page_1", "queue_page_40", "queue_filtered", "queue_counts", "review_page"}
-    assert set(result["server_time"]) == pages
+    assert set(result["server_time"]) == pages | {"dashboard_90d", "dashboard_30d"}
     for figures in result["server_time"].values():
-        assert figures["n"] == 3 and 0 < figures["p50_ms"] <= figures["max_ms"]
+        assert figures["n"] == 3 and 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"]
     assert result["queue_query_plan_ms"]["execution"] > 0
+    dashboard = result["dashboard"]
+    assert dashboard["outcome_tickets"] == dashboard["rows"]["tickets"] == 2000
+    assert dashboard["rows"]["surveys"] > 0 and dashboard["rows"]["review_items"] > 0
+    assert dashboard["queries_per_page"] > 0 and dashboard["outcomes_query_90d"]["p50_ms"] > 0
 
 
 @pytest.mark.django_db

@@ -169,7 +169,7 @@ def test_the_dashboard_page_shows_the_figures_and_a_chart_each(supervisor_client
     html = supervisor_client.get("/supervisor/dashboard/", {"days": 7}).content.decode()
     assert "33.3 %" in html  # escalation rate, SLA (66.7 %) and automation rate (66.7 %)
     assert "66.7 %" in html and "5.5 h" in html and "5.0 h" in html
-    assert html.count('<svg class="chart"') == 8
+    assert html.count('<svg class="chart"') == 8 + 6  # operations, outcomes
     assert 'aria-label="Automation rate, by day"' in html
     assert "Every figure by day, as a table" in html
 
