@@ -85,6 +85,10 @@ class DecisionKind:
     # A drafted text: a person sends it, edits it or sends nothing (ReplyAnswer), and an
     # edited text passes the guardrails before it is applied.
     drafts_text: bool = False
+    # Its applied decisions reach the customer with no person in between (from phase 3): how
+    # satisfied customers are with what the AI resolved is one of its promotion criteria
+    # (autonomy.selectors.policy_readiness) and the quality monitor watches it.
+    answers_to_customers: bool = False
     # Whether a follow-up turn proposes it again (None: every turn); when not, the later
     # agents read its standing decision from an earlier turn.
     on_follow_up: Callable[[TicketContext], bool] | None = None
@@ -248,5 +252,6 @@ register(
         ),
         value_for=lambda value, text, ticket: {**value, "reply": text},
         drafts_text=True,
+        answers_to_customers=True,
     )
 )

@@ -323,6 +323,8 @@ class Alert(models.Model):
         CALIBRATION_DRIFT = "CALIBRATION_DRIFT"
         INPUT_DRIFT = "INPUT_DRIFT"
         OVERRIDE_SPIKE = "OVERRIDE_SPIKE"
+        # Customers rate what the AI resolved lately clearly worse than before.
+        CSAT_DROP = "CSAT_DROP"
         # Not a problem: the decision type meets every criterion of its next phase.
         PROMOTION_READY = "PROMOTION_READY"
 

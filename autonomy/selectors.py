@@ -1,14 +1,20 @@
 """Every read of the autonomy app: evidence for calibration, honest accuracy, readiness."""
 
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 
+from agents import decision_types
 from agents.models import AgentDecision, HumanLabel, ModelVersion
 from autonomy.calibration import Estimate, proportion_estimate, review_weight
 from autonomy.models import AutomationPolicy, Disposition, Phase, PhaseTransition, ReviewItem
+from outcomes.models import Survey
+from outcomes.stats import Difference, ScoreSummary, mean_difference
+from tickets.models import Ticket
 
 APPLIED = (Disposition.Kind.AUTO_APPLIED, Disposition.Kind.AUTO_APPLIED_WITH_REVIEW)
 
@@ -186,12 +192,71 @@ def policy_snapshot(*, policy: AutomationPolicy) -> dict:
 # --- readiness ---------------------------------------------------------------------------
 
 
+CSAT_CRITERIA = ("csat_min_answers", "csat_max_drop")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def answers_to_customers(decision_type: str) -> bool:
+    """Its applied decisions reach the customer with no person in between (the registry says)."""
+    return decision_type in decision_types.names() and decision_types.get(decision_type).answers_to_customers
+
+
 def phase_criteria(*, policy: AutomationPolicy) -> dict[str, float]:
     """The bar for leaving the policy's current phase upward ({} in phase 5):
-    settings.CSAI_PHASE_CRITERIA, with the policy's own overrides."""
+    settings.CSAI_PHASE_CRITERIA, with the policy's own overrides. The CSAT criterion only
+    for a decision type that answers customers on its own."""
     criteria = dict(settings.CSAI_PHASE_CRITERIA.get(policy.phase, {}))
     criteria.update(policy.criteria.get(str(policy.phase), {}))
+    if not answers_to_customers(policy.decision_type):
+        criteria = {key: value for key, value in criteria.items() if key not in CSAT_CRITERIA}
     return criteria
+
+
+@dataclass(frozen=True)
+class CustomerSatisfaction:
+    """CSAT of AI-resolved against person-resolved tickets, over the readiness window."""
+
+    ai: ScoreSummary
+    person: ScoreSummary
+    difference: Difference  # AI − person, with its 95 % interval
+
+    def to_dict(self) -> dict:
+        return {
+            "ai": self.ai.to_dict(),
+            "person": self.person.to_dict(),
+            "difference": self.difference.to_dict(),
+        }
+
+
+def customer_satisfaction(*, decision_type: str, since=None, last: int) -> CustomerSatisfaction:
+    """Answers to the surveys of resolutions made within the window the other readiness
+    criteria use: since the oldest of the latest ``last`` decisions of the type made since
+    ``since`` (the phase's start), or since ``since`` while there are fewer. Split by who
+    had resolved the ticket when the customer was asked. One query: the window's start is a
+    subquery of the aggregate (survey_sent_idx)."""
+    window = Disposition.objects.filter(decision__decision_type=decision_type)
+    if since is not None:
+        window = window.filter(created_at__gte=since)
+    start = Coalesce(
+        Subquery(window.order_by("-id").values("created_at")[last - 1 : last]), Value(since or EPOCH)
+    )
+    squares = F("score") * F("score")
+    sums = {}
+    for side, resolver in (("ai", Ticket.Resolver.AI), ("person", Ticket.Resolver.PERSON)):
+        of_side = Q(resolved_by=resolver)
+        sums |= {
+            f"{side}_n": Count("id", filter=of_side),
+            f"{side}_total": Sum("score", filter=of_side),
+            f"{side}_squares": Sum(squares, filter=of_side),
+        }
+    row = Survey.objects.filter(answered_at__isnull=False, sent_at__gte=start).aggregate(**sums)
+    ai, person = (
+        ScoreSummary.from_sums(
+            n=row[f"{s}_n"], total=row[f"{s}_total"] or 0, squares=row[f"{s}_squares"] or 0
+        )
+        for s in ("ai", "person")
+    )
+    return CustomerSatisfaction(ai=ai, person=person, difference=mean_difference(ai, person))
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -212,6 +277,8 @@ class Readiness:
     ece: float | None
     critical_errors: int
     threshold: float | None
+    # Decision types that answer customers: CSAT of AI- against person-resolved tickets.
+    csat: CustomerSatisfaction | None = None
     criteria: dict[str, float] = field(default_factory=dict)
     blockers: list[str] = field(default_factory=list)
     readiness_score: float = 0.0
@@ -242,6 +309,7 @@ class Readiness:
             "ece": self.ece,
             "critical_errors": self.critical_errors,
             "threshold": self.threshold,
+            "csat": self.csat.to_dict() if self.csat else None,
             "criteria": self.criteria,
             "blockers": self.blockers,
             "ready": self.ready,
@@ -288,6 +356,11 @@ def policy_readiness(*, policy: AutomationPolicy) -> Readiness:
         ece=ece,
         critical_errors=critical_errors(decision_type=decision_type, since=since),
         threshold=policy.threshold,
+        csat=(
+            customer_satisfaction(decision_type=decision_type, since=since, last=window)
+            if answers_to_customers(decision_type)
+            else None
+        ),
         criteria=criteria,
     )
     accuracy = autonomous.value if phase.applies_automatically else agreement
@@ -331,7 +404,7 @@ def _blockers(readiness: Readiness) -> list[str]:
                     criteria.get("min_accuracy", 0),
                     "accuracy above the threshold",
                 )
-        return out
+        return out + _csat_blockers(readiness)
     at_least(readiness.decisions, criteria.get("min_decisions", 0), "decisions in this phase", "{:.0f}")
     accuracy = readiness.autonomous_accuracy
     at_least(accuracy.n, criteria.get("min_reviewed", 0), "reviewed autonomous decisions", "{:.0f}")
@@ -339,7 +412,29 @@ def _blockers(readiness: Readiness) -> list[str]:
     at_least(accuracy.value, criteria.get("min_accuracy", 0), "autonomous accuracy")
     if readiness.critical_errors > criteria.get("max_critical_errors", 0):
         out.append(f"{readiness.critical_errors} critical errors in this phase")
-    return out
+    return out + _csat_blockers(readiness)
+
+
+def _csat_blockers(readiness: Readiness) -> list[str]:
+    """The CSAT criterion, where the phase has one (by default, leaving phases 3 and 4)."""
+    criteria, csat = readiness.criteria, readiness.csat
+    needed = int(criteria.get("csat_min_answers", 0))
+    if csat is None or "csat_max_drop" not in criteria or needed <= 0:
+        return []
+    ai, person, difference = csat.ai, csat.person, csat.difference
+    if min(ai.n, person.n) < needed or difference.low is None:
+        return [
+            f"customer satisfaction: not enough answers (AI-resolved {ai.n}, person-resolved "
+            f"{person.n}; {needed} each needed)"
+        ]
+    bar = -criteria["csat_max_drop"]
+    if difference.low >= bar:
+        return []
+    return [
+        f"CSAT of AI-resolved tickets {ai.mean:.2f} against {person.mean:.2f} person-resolved: "
+        f"difference {difference.value:+.2f}, 95 % interval {difference.low:+.2f} to "
+        f"{difference.high:+.2f}, reaches below {bar:+.2f}"
+    ]
 
 
 def retrain_due(*, decision_type: str) -> bool:
@@ -382,6 +477,16 @@ def recent_review_outcomes(*, decision_type: str, since=None, last: int) -> list
     if since is not None:
         items = items.filter(created_at__gte=since)
     return list(items.order_by("-decided_at", "-id").values_list("outcome", flat=True)[:last])
+
+
+def recent_csat_scores(*, resolved_by: str, last: int) -> list[int]:
+    """Scores of the latest ``last`` answered surveys of resolutions by ``resolved_by``,
+    newest resolution first (survey_sent_idx)."""
+    return list(
+        Survey.objects.filter(resolved_by=resolved_by, answered_at__isnull=False)
+        .order_by("-sent_at", "-id")
+        .values_list("score", flat=True)[:last]
+    )
 
 
 # --- recovery ----------------------------------------------------------------------------------

@@ -386,7 +386,12 @@ CSAI_PHASE_CRITERIA = env_overrides(
         1: {"window": CSAI_RATE_WINDOW, "min_reviewed": 200, "min_accuracy": 0.80},
         # 2 → 3: people agree with the suggestions, and what a threshold would apply is accurate.
         2: {"window": CSAI_RATE_WINDOW, "min_reviewed": 200, "min_agreement": 0.75, "min_accuracy": 0.85},
-        # 3 → 4: most decisions autonomous, accurately, without a critical error.
+        # 3 → 4: most decisions autonomous, accurately, without a critical error; and, for a
+        # decision type that answers customers on its own (the reply), customers no less
+        # satisfied with what the AI resolved than with what people resolved: the 95 %
+        # interval of mean CSAT (AI − person) must not reach below −csat_max_drop, on at least
+        # csat_min_answers answers on each side (0 switches the CSAT criterion off). Phases 1–2
+        # have no such criterion: a person sends every reply there, so nothing is AI-resolved.
         3: {
             "window": CSAI_RATE_WINDOW,
             "min_decisions": 300,
@@ -394,8 +399,10 @@ CSAI_PHASE_CRITERIA = env_overrides(
             "min_autonomous_rate": 0.60,
             "min_accuracy": 0.90,
             "max_critical_errors": 0,
+            "csat_min_answers": 50,
+            "csat_max_drop": 0.2,
         },
-        # 4 → 5: even more autonomous, accuracy maintained.
+        # 4 → 5: even more autonomous, accuracy and customer satisfaction maintained.
         4: {
             "window": CSAI_RATE_WINDOW,
             "min_decisions": 500,
@@ -403,6 +410,8 @@ CSAI_PHASE_CRITERIA = env_overrides(
             "min_autonomous_rate": 0.80,
             "min_accuracy": 0.90,
             "max_critical_errors": 0,
+            "csat_min_answers": 50,
+            "csat_max_drop": 0.2,
         },
     },
 )
@@ -426,6 +435,12 @@ CSAI_MONITOR = env_overrides(
         "override_baseline": 500,  # … against the reviews before them
         "override_jump": 0.15,  # alert when recent > baseline + jump and > 2 × baseline
         "safe_phase": 2,  # where a demotion takes an autonomous policy: people decide again
+        # CSAT_DROP (types that answer customers, in phases 3–5): mean CSAT of the latest
+        # csat_recent AI-resolved answers against the csat_baseline answers before them; alert
+        # when the 95 % interval of the difference lies entirely below −csat_drop.
+        "csat_recent": 100,
+        "csat_baseline": 300,
+        "csat_drop": 0.2,
     },
 )
 

@@ -19,6 +19,8 @@ from autonomy.services.transitions import policy_demote, promotion_proposals_clo
 from csai.errors import ApplicationError
 from events.models import EventType
 from events.services import event_emit
+from outcomes.stats import ScoreSummary, mean_difference
+from tickets.models import Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ def _findings(policy: AutomationPolicy, bounds: dict) -> list[Finding]:
                     )
                 )  # fmt: skip
         found += _drift_findings(policy, bounds)
+        found += _csat_findings(policy, bounds)
     found += _calibration_findings(policy, bounds)
     found += _override_findings(policy, bounds)
     return found
@@ -101,6 +104,37 @@ def _drift_findings(policy: AutomationPolicy, bounds: dict) -> list[Finding]:
             len(rows),
             "Recent tickets no longer look like those the calibration was fitted on (confidence or "
             "label mix moved): its evidence may not hold. Demote until retrained and recalibrated.",
+        )
+    ]  # fmt: skip
+
+
+def _scores_summary(scores: list[int]) -> ScoreSummary:
+    return ScoreSummary.from_sums(n=len(scores), total=sum(scores), squares=sum(s * s for s in scores))
+
+
+def _csat_findings(policy: AutomationPolicy, bounds: dict) -> list[Finding]:
+    """A drop in how customers rate what the AI resolved: the latest answers against the
+    ones before them. Only for a decision type that answers customers on its own, while it
+    does (phases 3–5): below that nothing new is AI-resolved, and the old window would
+    raise the same alert again after every acknowledgement."""
+    if not selectors.answers_to_customers(policy.decision_type):
+        return []
+    recent, baseline = bounds["csat_recent"], bounds["csat_baseline"]
+    scores = selectors.recent_csat_scores(resolved_by=Ticket.Resolver.AI, last=recent + baseline)
+    if len(scores) < recent + baseline // 2:
+        return []
+    now, before = _scores_summary(scores[:recent]), _scores_summary(scores[recent:])
+    difference = mean_difference(now, before)
+    if difference.high is None or difference.high >= -bounds["csat_drop"]:
+        return []
+    return [
+        Finding(
+            Alert.Type.CSAT_DROP, Alert.Severity.HIGH, "csat_difference", difference.value,
+            -bounds["csat_drop"], now.n,
+            f"Customers rated the latest {now.n} AI-resolved tickets {now.mean:.2f} on average against "
+            f"{before.mean:.2f} for the {before.n} before (difference {difference.value:+.2f}, 95% interval "
+            f"{difference.low:+.2f} to {difference.high:+.2f}): read their comments, and demote until "
+            "the cause is understood.",
         )
     ]  # fmt: skip
 
