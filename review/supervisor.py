@@ -67,16 +67,33 @@ def autonomy_page(request):
     export = _wants_export(request)
     if export:
         overview = reports.autonomy_overview()
-        rows = reports.readiness_rows(overview)
+        rows = [
+            {**row, **_csat_columns(o["csat"])}
+            for row, o in zip(reports.readiness_rows(overview), overview, strict=True)
+        ]
         data = {
             "policies": [
-                {**row, "blockers": o["blockers"], "criteria": o["criteria"]}
+                {**row, "blockers": o["blockers"], "criteria": o["criteria"], "csat": o["csat"]}
                 for row, o in zip(rows, overview, strict=True)
             ],
             "transitions": [reports.transition_dict(t) for t in reports.recent_transitions()],
         }
         return _export(export, "autonomy-readiness", rows=rows, data=data)
     return page_or_partial(request, "supervisor/autonomy.html", "autonomy-main", _autonomy_context())
+
+
+def _csat_columns(csat: dict | None) -> dict:
+    """The readiness CSV's CSAT columns (empty for a type that does not answer customers)."""
+    csat = csat or {"ai": {}, "person": {}, "difference": {}}
+    return {
+        "csat_ai_mean": csat["ai"].get("mean"),
+        "csat_ai_n": csat["ai"].get("n"),
+        "csat_person_mean": csat["person"].get("mean"),
+        "csat_person_n": csat["person"].get("n"),
+        "csat_difference": csat["difference"].get("value"),
+        "csat_difference_low": csat["difference"].get("low"),
+        "csat_difference_high": csat["difference"].get("high"),
+    }
 
 
 def _reason(request) -> str:
