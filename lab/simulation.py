@@ -30,6 +30,8 @@ from autonomy import selectors
 from autonomy.models import Alert, Disposition, PhaseTransition, ReviewItem
 from autonomy.services import controller, learning, monitor, transitions
 from csai.celery import app as celery_app
+from lab.csvrows import AI, PERSON
+from outcomes.stats import ScoreSummary
 from tickets.models import Channel, Ticket, Tier
 from tickets.roles import REVIEWER, SUPERVISOR
 from tickets.services import CustomerData, TicketData, ticket_create
@@ -44,6 +46,14 @@ CUSTOMERS = 50
 class Row:
     text: str
     label: str
+    # What the history recorded, when the CSV has it: who resolved the ticket ("ai", "person",
+    # "other" for neither, "" not known; lab.csvrows.resolution_value) and the customer's CSAT.
+    resolution: str = ""
+    csat: int | None = None
+
+    @property
+    def has_outcome(self) -> bool:
+        return bool(self.resolution) or self.csat is not None
 
 
 @dataclass
@@ -56,6 +66,9 @@ class Options:
     min_samples: int = 100
     # Overrides of the phase criteria (settings.CSAI_PHASE_CRITERIA), as a policy holds them.
     criteria: dict = field(default_factory=dict)
+    # A person's minutes per ticket they look at (one review pass: every decision queued on
+    # it), for the estimated human minutes of the outcome report.
+    minutes_per_review: float = 1.0
 
 
 @dataclass
@@ -65,6 +78,8 @@ class Journal:
     truth: dict[str, str] = field(default_factory=dict)  # external id -> true label
     order: dict[str, int] = field(default_factory=dict)  # external id -> position in the stream
     retrains: list[dict] = field(default_factory=list)
+    # external id -> the row, for rows whose history recorded an outcome
+    outcomes: dict[str, Row] = field(default_factory=dict)
 
 
 @contextmanager
@@ -166,12 +181,14 @@ def simulate(
             data = _ticket(index, row, rng)
             journal.truth[data.external_id] = row.label
             journal.order[data.external_id] = index
+            if row.has_outcome:
+                journal.outcomes[data.external_id] = row
             ticket, _ = ticket_create(data=data)  # eager Celery: intake and all four agents run now
             _review(ticket.pk, row.label, labels, reviewer, options, rng)
             if (index + 1) % options.check_every == 0:
                 _supervise(supervisor, journal)
             progress(1)
-    return report(journal, drift_at=drift_at)
+    return report(journal, drift_at=drift_at, minutes_per_review=options.minutes_per_review)
 
 
 @contextmanager
@@ -185,8 +202,10 @@ def _category_labels(labels: list[str]):
         decision_types.register(product)
 
 
-def report(journal: Journal, *, drift_at: int | None) -> dict:
-    """Per phase and overall: tickets, autonomous rate and true precision, human decisions, ECE."""
+def report(journal: Journal, *, drift_at: int | None, minutes_per_review: float = 1.0) -> dict:
+    """Per phase and overall: tickets, autonomous rate and true precision, human decisions, ECE;
+    and, when the history recorded outcomes, those outcomes and the human minutes (see
+    ``_outcomes``)."""
     rows = Disposition.objects.filter(decision__decision_type=CATEGORY).values_list(
         "decision__ticket__external_id",
         "phase",
@@ -200,12 +219,14 @@ def report(journal: Journal, *, drift_at: int | None) -> dict:
         )
     )
     by_phase: dict[int, dict] = {}
+    phase_of: dict[str, int] = {}
     overall = {"applied": 0, "right": 0, "after_drift_applied": 0, "after_drift_right": 0}
     for external_id, phase, applied, label, calibrated in rows:
         truth = journal.truth.get(external_id)
         if truth is None:
             continue
         right = label == truth
+        phase_of[external_id] = phase
         stats = by_phase.setdefault(
             phase, {"tickets": 0, "applied": 0, "right": 0, "human": 0, "confidence": [], "correct": []}
         )
@@ -267,6 +288,8 @@ def report(journal: Journal, *, drift_at: int | None) -> dict:
         "transitions": transitions,
         "retrains": journal.retrains,
     }
+    if journal.outcomes:
+        result["outcomes"] = _outcomes(journal, phase_of, minutes_per_review)
     if drift_at is not None:
         applied = overall["after_drift_applied"]
         result["after_drift"] = {
@@ -275,6 +298,46 @@ def report(journal: Journal, *, drift_at: int | None) -> dict:
             "autonomous_precision": overall["after_drift_right"] / applied if applied else None,
         }
     return result
+
+
+def _outcomes(journal: Journal, phase_of: dict[str, int], minutes_per_review: float) -> dict:
+    """What the history recorded for the tickets replayed in each phase, and the human
+    minutes the replay's review queue stands for.
+
+    Recorded, not simulated: the replay does not resolve tickets or ask customers, so the AI
+    resolution rate and CSAT of a phase are those the CSV gives for the tickets that went
+    through that phase. Estimated: human minutes are the tickets the replay queued for a
+    person (any review item: decide or check, any decision type) × ``minutes_per_review``.
+    """
+    queued = set(ReviewItem.objects.values_list("ticket__external_id", flat=True).distinct())
+
+    def summary(external_ids: list[str]) -> dict:
+        rows = [journal.outcomes[e] for e in external_ids if e in journal.outcomes]
+        resolved = [r.resolution for r in rows if r.resolution]
+        reviews = sum(e in queued for e in external_ids)
+        csat = {}
+        for resolver in (AI, PERSON):
+            scores = [r.csat for r in rows if r.resolution == resolver and r.csat is not None]
+            n, total, squares = len(scores), sum(scores), sum(x * x for x in scores)
+            csat[resolver] = ScoreSummary.from_sums(n=n, total=total, squares=squares).to_dict()
+        return {
+            "tickets": len(external_ids),
+            "resolution_recorded": len(resolved),
+            "ai_resolution_rate": resolved.count(AI) / len(resolved) if resolved else None,
+            "csat_ai": csat[AI],
+            "csat_person": csat[PERSON],
+            "review_passes": reviews,
+            "human_minutes": round(reviews * minutes_per_review, 1),
+        }
+
+    phases = sorted(set(phase_of.values()))
+    return {
+        "minutes_per_review": minutes_per_review,
+        "phases": [
+            {"phase": phase, **summary([e for e, p in phase_of.items() if p == phase])} for phase in phases
+        ],
+        "total": summary(list(phase_of)),
+    }
 
 
 def _position_at(journal: Journal, moment) -> int | None:

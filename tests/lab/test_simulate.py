@@ -97,6 +97,7 @@ def test_the_command_replays_in_a_database_of_its_own_and_prints_json(tmp_path):
     assert set(result) >= {"final_phase", "autonomous_rate", "autonomous_precision", "human_decisions",
                            "phases", "alerts", "transitions"}  # fmt: skip
     assert "final phase 1" in done.stderr
+    assert "outcomes" not in result and "outcomes as" not in done.stderr  # the CSV has none
     # The database it was pointed at saw none of it; no replay database is left behind.
     assert not AutomationPolicy.objects.exists()
     assert replay_databases() <= before - {abandoned}  # its own dropped too, and any other dead one
