@@ -71,6 +71,11 @@ class ReadinessSerializer(serializers.Serializer):
     ece = serializers.FloatField(allow_null=True)
     critical_errors = serializers.IntegerField()
     threshold = serializers.FloatField(allow_null=True)
+    csat = serializers.DictField(
+        allow_null=True,
+        help_text="types that answer customers (the reply): CSAT of AI- and person-resolved tickets "
+        "({n, mean} each) and the difference AI − person with its 95 % interval; null for the others",
+    )
     criteria = serializers.DictField()
     blockers = serializers.ListField(child=serializers.CharField())
     ready = serializers.BooleanField()

@@ -14,6 +14,7 @@ from autonomy.models import Alert, AutomationPolicy, Disposition, PhaseTransitio
 from autonomy.services import monitor, transitions
 from events.models import Event, EventType
 from outcomes.models import Survey
+from tests.conftest import token_client
 from tests.factories import CustomerFactory, TicketFactory
 
 AI, PERSON = "ai", "person"
@@ -198,3 +199,13 @@ def test_no_csat_alert_below_phase_3_or_with_too_few_answers(tickets):
     # 100 recent, 100 before them: fewer than half the baseline, too few to judge.
     Survey.objects.filter(pk__in=Survey.objects.filter(score=5).values("pk")[:200]).delete()
     assert monitor.quality_check(decision_type="reply") == []
+
+
+def test_the_readiness_api_gives_the_csat_figures(tickets, reply_in_phase_3, supervisor):
+    answers(tickets, AI, WORSE)
+    answers(tickets, PERSON, BETTER)
+
+    body = token_client(supervisor).get("/api/v1/policies/reply/readiness/").json()
+
+    assert body["csat"]["ai"] == {"n": 60, "mean": 3.0} and body["csat"]["difference"]["low"] < -0.2
+    assert body["criteria"]["csat_max_drop"] == 0.2 and not body["ready"]
