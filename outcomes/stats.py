@@ -3,8 +3,9 @@ criterion and the quality monitor compare AI-resolved with person-resolved CSAT 
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
-from autonomy.calibration import INTERVAL_Z
+INTERVAL_Z = NormalDist().inv_cdf(0.975)  # two-sided 95 %
 
 
 @dataclass(frozen=True)
