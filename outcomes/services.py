@@ -14,7 +14,7 @@ from agents.selectors import ticket_strategy
 from csai.errors import ApplicationError
 from events.models import EventType
 from events.services import event_emit
-from outcomes.links import survey_url
+from outcomes.links import SURVEY
 from outcomes.models import Survey
 from tickets.models import Message, Ticket
 from tickets.services import notice_post, ticket_await_resolution, ticket_resolution_unassume
@@ -70,7 +70,7 @@ def survey_send(*, ticket: Ticket) -> Survey | None:
             ticket=ticket,
             subject=SURVEY_SUBJECT.format(subject=ticket.subject),
             content=SURVEY_TEXT.format(name=customer.name, subject=ticket.subject, days=days),
-            link={"url": survey_url(survey_id=survey.pk), "text": "Rate our help"},
+            link={"url": SURVEY.url(survey.pk), "text": "Rate our help"},
         )
     return survey
 

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 from csai.errors import ApplicationError
 from outcomes import services
 from outcomes.forms import SCORES, SurveyForm
-from outcomes.links import survey_id_from
+from outcomes.links import SURVEY
 from outcomes.models import Survey
 
 REFUSED_TITLES = {
@@ -26,7 +26,7 @@ def _refused(request, error: ApplicationError):
 
 
 def _survey(token: str) -> Survey:
-    survey_id = survey_id_from(token)
+    survey_id = SURVEY.pk_from(token)
     survey = Survey.objects.select_related("ticket").filter(pk=survey_id).first() if survey_id else None
     if survey is None:
         raise ApplicationError(

@@ -219,7 +219,7 @@ def _send_mail(message: Message) -> None:
         context["link"] = message.metadata.get("link")
     else:
         template, subject = "tickets/mail/reply", _reply_subject(ticket.subject)
-        context["confirm_url"] = links.confirm_url(message_id=message.pk)
+        context["confirm_url"] = links.CONFIRM.url(message.pk)
     mail = EmailMultiAlternatives(
         subject=" ".join(subject.split()),
         body=render_to_string(f"{template}.txt", context),

@@ -15,7 +15,7 @@ from tickets.models import Message
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def resolution_confirm(request, token: str):
-    message_id = links.confirm_message_id(token)
+    message_id = links.CONFIRM.pk_from(token)
     reply = (
         Message.objects.select_related("ticket")
         .filter(pk=message_id, kind=Message.Kind.EXTERNAL)

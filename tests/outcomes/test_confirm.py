@@ -10,11 +10,11 @@ from agents.models import PipelineRun
 from agents.selectors import unanswered_messages
 from agents.tasks import pipeline_sweep
 from events.models import Event
-from outcomes.links import survey_token
+from outcomes.links import SURVEY
 from tests.conftest import MESSAGES_URL, signed_post
 from tests.outcomes.conftest import deliver, link_in, reply, strategy
 from tickets import signals
-from tickets.links import confirm_token
+from tickets.links import CONFIRM
 from tickets.models import Ticket
 from tickets.solved import reads_as_solved
 
@@ -49,7 +49,7 @@ def test_the_reply_mail_carries_a_signed_link_that_resolves_the_ticket_by_the_ai
 def test_confirming_a_persons_reply_resolves_it_by_that_person(ticket, mailed, client, reviewer):
     message = deliver(reply(ticket, "I refunded the duplicate charge.", actor=reviewer))
 
-    client.post(f"/solved/{confirm_token(message_id=message.pk)}/")
+    client.post(f"/solved/{CONFIRM.token(message.pk)}/")
 
     ticket.refresh_from_db()
     assert (ticket.status, ticket.resolved_by, ticket.resolver) == ("resolved", "person", reviewer)
@@ -58,7 +58,7 @@ def test_confirming_a_persons_reply_resolves_it_by_that_person(ticket, mailed, c
 @pytest.mark.parametrize("token", ["forged", "1:abc", "survey"])
 def test_a_forged_or_foreign_confirm_token_is_refused(ai_replied, client, token):
     if token == "survey":
-        token = survey_token(survey_id=ai_replied.pk)  # signed by us, for another purpose
+        token = SURVEY.token(ai_replied.pk)  # signed by us, for another purpose
     for response in (client.get(f"/solved/{token}/"), client.post(f"/solved/{token}/")):
         assert response.status_code == 404 and b"This link does not work" in response.content
     assert Ticket.objects.get(pk=ai_replied.ticket_id).resolved_at is None

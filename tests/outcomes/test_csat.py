@@ -9,13 +9,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from events.models import Event
-from outcomes.links import survey_token
+from outcomes.links import SURVEY
 from outcomes.models import Survey
 from tests.conftest import token_client
 from tests.factories import CustomerFactory, TicketFactory
 from tests.outcomes.conftest import deliver, link_in, reply, strategy
 from tickets import delivery
-from tickets.links import confirm_token
+from tickets.links import CONFIRM
 from tickets.models import Message, Ticket
 from tickets.services import ticket_reopen, ticket_resolve, tickets_resolve_assumed
 
@@ -32,7 +32,7 @@ def survey(ticket, reviewer) -> Survey:
 
 
 def url(survey: Survey) -> str:
-    return f"/csat/{survey_token(survey_id=survey.pk)}/"
+    return f"/csat/{SURVEY.token(survey.pk)}/"
 
 
 def test_an_ai_resolution_mails_the_survey_and_its_link_answers_it_once(ticket, mailed, client, smtp_server):
@@ -99,7 +99,7 @@ def test_the_survey_notice_is_no_reply(survey):
 @pytest.mark.parametrize("token", ["forged", "MQ:1tX:abc", "confirm"])
 def test_a_forged_or_foreign_token_is_refused_with_a_clear_page(survey, client, token):
     if token == "confirm":
-        token = confirm_token(message_id=survey.pk)  # ours, for another purpose
+        token = CONFIRM.token(survey.pk)  # ours, for another purpose
     for response in (client.get(f"/csat/{token}/"), client.post(f"/csat/{token}/", {"score": "5"})):
         assert response.status_code == 404 and b"This link does not work" in response.content
     survey.refresh_from_db()

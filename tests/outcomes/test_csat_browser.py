@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.db import transaction
 
-from outcomes.links import survey_token
+from outcomes.links import SURVEY
 from tests.factories import CustomerFactory, TicketFactory
 from tests.review.test_browser import browser, pytestmark  # noqa: F401  (fixture and markers)
 from tickets.services import ticket_resolve
@@ -24,7 +24,7 @@ def test_a_customer_rates_us_once_on_a_phone(transactional_db, browser, live_ser
     with transaction.atomic():
         ticket_resolve(ticket=ticket, by_ai=True)
     survey = ticket.surveys.get()
-    path = f"/csat/{survey_token(survey_id=survey.pk)}/"
+    path = f"/csat/{SURVEY.token(survey.pk)}/"
     context = browser.new_context(
         base_url=live_server.url, viewport=PHONE, device_scale_factor=2, is_mobile=True
     )
