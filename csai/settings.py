@@ -491,6 +491,8 @@ CELERY_BEAT_SCHEDULE = {
     "quality-monitor": {"task": "autonomy.tasks.quality_monitor", "schedule": 300.0},
     "calibration-refresh": {"task": "autonomy.tasks.calibration_refresh", "schedule": 3600.0},
     "model-retrain": {"task": "autonomy.tasks.model_retrain", "schedule": 6 * 3600.0},
+    # The dashboard's stored days (outcomes.day_figures); today and yesterday are always live.
+    "day-figures-refresh": {"task": "outcomes.tasks.day_figures_refresh", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(embedded.VAR_DIR / "celerybeat-schedule")
 

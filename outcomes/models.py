@@ -57,3 +57,36 @@ class Survey(models.Model):
 
     def __str__(self) -> str:
         return f"CSAT of #{self.ticket_id}: {self.score or 'unanswered'}"
+
+
+class DayFigures(models.Model):
+    """The outcome sums of one local day (``outcomes.report``: ``TICKET_SUMS`` by the day a
+    ticket was created, ``SURVEY_SUMS`` by the day a survey was sent), kept so the dashboard
+    reads a row per day instead of every ticket of the period (``outcomes.day_figures``).
+
+    ``basis`` names what the sums depend on besides the rows: the time zone that cuts days and
+    the effort estimates; a row of another basis is not read.
+    """
+
+    basis = models.CharField(max_length=100)
+    day = models.DateField()
+    sums = models.JSONField()
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["basis", "day"], name="dayfigures_basis_day_unique")]
+
+    def __str__(self) -> str:
+        return f"Outcomes of {self.day} ({self.basis})"
+
+
+class DayFiguresMark(models.Model):
+    """How far the refresh has seen changes, per basis: every change stamped at or after
+    ``seen_until`` may not be in the stored days yet. Null: nothing seen, every day is
+    computed again."""
+
+    basis = models.CharField(max_length=100, unique=True)
+    seen_until = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"Outcomes seen until {self.seen_until} ({self.basis})"

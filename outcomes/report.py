@@ -6,7 +6,7 @@ rate, average and total is made from those sums (sums add up; averages of days w
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDate
@@ -108,6 +108,21 @@ def survey_sums_by_day(*, start: datetime, end: datetime) -> dict[date, dict]:
 
 def empty_sums() -> dict:
     return dict.fromkeys((*TICKET_SUMS, *SURVEY_SUMS), 0.0)
+
+
+def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
+    """From the start of local day ``first`` to the end of local day ``last``."""
+    start = timezone.make_aware(datetime.combine(first, time.min))
+    return start, timezone.make_aware(datetime.combine(last + timedelta(days=1), time.min))
+
+
+def sums_by_day(*, first: date, last: date) -> dict[date, dict]:
+    """Every day from ``first`` to ``last`` with all its sums, from the rows (two queries)."""
+    start, end = day_bounds(first, last)
+    tickets = ticket_sums_by_day(start=start, end=end)
+    surveys = survey_sums_by_day(start=start, end=end)
+    days = (first + timedelta(days=i) for i in range((last - first).days + 1))
+    return {day: {**empty_sums(), **tickets.get(day, {}), **surveys.get(day, {})} for day in days}
 
 
 def add_sums(rows) -> dict:

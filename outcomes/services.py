@@ -14,6 +14,7 @@ from agents.selectors import ticket_strategy
 from csai.errors import ApplicationError
 from events.models import EventType
 from events.services import event_emit
+from outcomes.day_figures import day_figures_rescan
 from outcomes.links import SURVEY
 from outcomes.models import Survey
 from tickets.models import Message, Ticket
@@ -160,4 +161,6 @@ def surveys_import(*, answers: list[ImportedAnswer]) -> ImportResult:
                 },
             )
             created, updated = created + new, updated + (not new)
+        if answers:  # stamped in the past: the stored days of the dashboard are looked at again
+            day_figures_rescan(since=min(answer.answered_at for answer in answers))
     return ImportResult(created=created, updated=updated)

@@ -29,6 +29,7 @@ from autonomy.models import (
     Disposition,
     ReviewItem,
 )
+from outcomes import day_figures
 from outcomes import report as outcomes
 from tickets.models import Ticket
 
@@ -111,7 +112,7 @@ def _ticket_figures(row: dict) -> dict:
     }
 
 
-def dashboard_report(*, days: int = 30) -> dict:
+def dashboard_report(*, days: int = 30, live: bool = False) -> dict:
     """Headline figures now and for the last ``days`` days, and the same by day.
 
     Ticket figures are by the day a ticket was created (its first response and resolution
@@ -119,7 +120,8 @@ def dashboard_report(*, days: int = 30) -> dict:
     was ever escalated); automation rate by the day of the disposition; autonomous accuracy
     by the day the sampled review was answered, with its critical errors. Outcomes
     (``outcomes.report``): resolution, reopens, human effort and first response by the day a
-    ticket was created; CSAT by the day its survey was sent.
+    ticket was created; CSAT by the day its survey was sent — the days before yesterday read
+    from ``outcomes.DayFigures`` (``outcomes.day_figures``), or all from the rows when ``live``.
     """
     now = timezone.now()
     today = timezone.localdate(now)
@@ -160,15 +162,9 @@ def dashboard_report(*, days: int = 30) -> dict:
     }
     review_total = reviews.aggregate(**_review_aggregates())
 
-    end = start_today + timedelta(days=1)
-    outcome_days = outcomes.ticket_sums_by_day(start=start, end=end)
-    survey_days = outcomes.survey_sums_by_day(start=start, end=end)
-
     day_list = [first_day + timedelta(days=i) for i in range(days)]
     backlog = _open_at_end_of(day_list, now=now)
-    outcome_sums = [
-        {**outcomes.empty_sums(), **outcome_days.get(day, {}), **survey_days.get(day, {})} for day in day_list
-    ]
+    outcome_sums = day_figures.day_sums(day_list, live=live)
     empty_tickets = {key: 0 for key in ("created", "escalated", "sla_met", "responded", "resolved")}
     series = []
     for i, day in enumerate(day_list):
