@@ -247,6 +247,8 @@ class ReviewItem(models.Model):
                 name="reviewitem_delayed_done_idx",
                 condition=Q(kind="delayed_review", status="done"),
             ),
+            # outcomes.day_figures.changed_days: items decided since it looked.
+            models.Index(fields=["decided_at"], name="reviewitem_decided_idx"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -50,6 +50,7 @@ from autonomy.models import Alert, ReviewItem
 from autonomy.services import controller, learning, monitor, transitions
 from csai.logging import new_correlation_id, set_correlation_id
 from lab.demo import iter_tickets
+from outcomes.day_figures import day_figures_rescan
 from outcomes.services import survey_answer
 from review.services import ticket_resolve_by, ticket_review_claim
 from tickets.models import Ticket
@@ -386,6 +387,9 @@ def journey_build(*, options: Options, progress: Progress = lambda n, at: None) 
                 counts["csat_answers"] += 1
         set_correlation_id(None)
         supervise(supervisor=supervisor, options=options)
+    # Everything was stamped with the past: the dashboard's stored days look at it again
+    # (days stored while the history was being built would otherwise keep a part of it).
+    day_figures_rescan(since=start)
     counts["alerts"] = Alert.objects.count()
     return counts
 

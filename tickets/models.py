@@ -284,6 +284,9 @@ class Message(models.Model):
         indexes = [
             # Ticket timeline: a ticket's messages in order.
             models.Index(fields=["ticket", "created_at", "id"], name="message_ticket_timeline_idx"),
+            # outcomes.day_figures.changed_days: messages written or delivered since it looked.
+            models.Index(fields=["created_at"], name="message_created_idx"),
+            models.Index(fields=["delivered_at"], name="message_delivered_idx"),
             # agents.tasks.pipeline_sweep: customers' recent follow-ups whose turn never started.
             models.Index(
                 fields=["created_at"],
