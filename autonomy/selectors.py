@@ -141,7 +141,8 @@ def critical_errors(*, decision_type: str, since=None) -> int:
 
 
 def policy_metrics(*, decision_type: str) -> dict:
-    """The evidence a transition is recorded with: volumes, agreement, autonomy."""
+    """The evidence a transition is recorded with: volumes, agreement, autonomy; for a type
+    that answers customers, their CSAT of AI- against person-resolved tickets."""
     decisions = AgentDecision.objects.filter(decision_type=decision_type).count()
     kinds = dict(
         Disposition.objects.filter(decision__decision_type=decision_type)
@@ -154,7 +155,7 @@ def policy_metrics(*, decision_type: str) -> dict:
     )
     disposed = sum(kinds.values())
     applied = sum(kinds.get(kind, 0) for kind in APPLIED)
-    return {
+    metrics = {
         "decisions": decisions,
         "dispositions": kinds,
         "reviewed": reviews["reviewed"],
@@ -164,6 +165,10 @@ def policy_metrics(*, decision_type: str) -> dict:
             decision_type=decision_type, last=settings.CSAI_RATE_WINDOW
         ).to_dict(),
     }
+    if answers_to_customers(decision_type):
+        csat = customer_satisfaction(decision_type=decision_type, last=settings.CSAI_RATE_WINDOW)
+        metrics["csat"] = csat.to_dict()
+    return metrics
 
 
 def policy_snapshot(*, policy: AutomationPolicy) -> dict:

@@ -209,3 +209,15 @@ def test_the_readiness_api_gives_the_csat_figures(tickets, reply_in_phase_3, sup
 
     assert body["csat"]["ai"] == {"n": 60, "mean": 3.0} and body["csat"]["difference"]["low"] < -0.2
     assert body["criteria"]["csat_max_drop"] == 0.2 and not body["ready"]
+
+
+def test_a_phase_change_of_the_reply_records_what_customers_said(tickets, reply_in_phase_3, supervisor):
+    answers(tickets, AI, BETTER)
+    answers(tickets, PERSON, WORSE)
+
+    transition = transitions.policy_demote(policy=reply_in_phase_3, actor=supervisor, reason="test")
+
+    assert transition.metrics["csat"]["ai"] == {"n": 60, "mean": pytest.approx(14 / 3)}
+    assert transition.metrics["csat"]["person"]["n"] == 60
+    category = AutomationPolicy.objects.create(decision_type="category", phase=2)
+    assert "csat" not in transitions.policy_promote(policy=category, actor=supervisor, reason="t").metrics
